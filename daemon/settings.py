@@ -1,0 +1,168 @@
+"""Settings: environment first, then settings.env in the config dir (or --env-file)."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from daemon.durations import parse_duration
+
+APP = "fadelink"
+PREFIX = "FADELINK_"
+
+# Examples shown when a value is invalid: one readable line, never a traceback.
+EXAMPLES = {
+    "share_dir": "~/Pictures/Fadelink",
+    "state_dir": "~/.local/state/fadelink",
+    "backend": "local or dropbox",
+    "lifetime": "90s, 15m, 1h or 7d",
+    "local_bind": "0.0.0.0:8787 or 127.0.0.1:8787",
+    "local_public_url": "https://photos.example.org/fade",
+    "max_dimension": "2560 (0 keeps the size)",
+    "settle": "0.3s or 2s",
+    "require_desktop": "1 or 0",
+    "require_testdata": "1 or 0",
+}
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP))
+
+
+def default_env_file() -> Path:
+    return config_dir() / "settings.env"
+
+
+def _default_share_dir() -> Path:
+    return Path(platformdirs.user_pictures_dir()) / "Fadelink"
+
+
+def _default_state_dir() -> Path:
+    return Path(platformdirs.user_state_dir(APP))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX, extra="ignore", case_sensitive=False, validate_default=True
+    )
+
+    share_dir: Path = Field(default_factory=_default_share_dir)
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    backend: Literal["local", "dropbox"] = "local"
+    lifetime: str = "1h"
+    local_bind: str = "0.0.0.0:8787"
+    local_public_url: str | None = None
+    max_dimension: int = Field(default=2560, ge=0, le=100_000)
+    settle: str = "1s"
+    # Test switches: known names so they draw no "unknown setting" warning.
+    require_desktop: bool = False
+    require_testdata: bool = False
+
+    @field_validator("share_dir", "state_dir", mode="after")
+    @classmethod
+    def _expand(cls, v: Path) -> Path:
+        return v.expanduser()
+
+    @field_validator("lifetime", "settle", mode="after")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if v.strip().lower().endswith("ms") and v.strip()[:-2].isdigit():
+            return v.strip().lower()
+        parse_duration(v)
+        return v.strip().lower()
+
+    @field_validator("local_bind", mode="after")
+    @classmethod
+    def _bind(cls, v: str) -> str:
+        split_bind(v)
+        return v
+
+    @field_validator("local_public_url", mode="after")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("not an http(s) URL without query")
+        return v.rstrip("/")
+
+    @property
+    def lifetime_seconds(self) -> int:
+        return parse_duration(self.lifetime)
+
+    @property
+    def settle_seconds(self) -> float:
+        if self.settle.endswith("ms"):
+            return int(self.settle[:-2]) / 1000
+        return float(parse_duration(self.settle))
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "journal.sqlite3"
+
+    def public(self) -> dict[str, str]:
+        """Effective settings as env-style names, secrets masked (none yet)."""
+        out = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            out[PREFIX + name.upper()] = "" if value is None else str(value)
+        return out
+
+
+def split_bind(value: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' → (host, port); ValueError if malformed."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError("not host:port")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+class SettingsError(Exception):
+    """One readable line naming the setting, the bad value and an example."""
+
+
+def load(env_file: Path | None = None) -> Settings:
+    path = env_file if env_file is not None else default_env_file()
+    if env_file is not None and not env_file.is_file():
+        raise SettingsError(f"--env-file {env_file}: no such file")
+    try:
+        return Settings(_env_file=path if path.is_file() else None)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        value = err.get("input")
+        shown = value if isinstance(value, str) else repr(value)
+        example = EXAMPLES.get(field, "see settings.example.env")
+        raise SettingsError(
+            f"{PREFIX}{field.upper()}={shown!s} is not valid; use a value like {example}"
+        ) from None
+
+
+def unknown_names(env_file: Path | None = None) -> list[str]:
+    """Warnings for FADELINK_* names that no setting has, naming the closest one."""
+    known = [PREFIX + n.upper() for n in Settings.model_fields]
+    seen = [k for k in os.environ if k.upper().startswith(PREFIX)]
+    path = env_file if env_file is not None else default_env_file()
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            key = line.split("=", 1)[0].strip().removeprefix("export ").strip()
+            if key.upper().startswith(PREFIX):
+                seen.append(key)
+    warnings = []
+    for key in dict.fromkeys(seen):
+        if key.upper() in known or key.upper().startswith(PREFIX + "CRASH_AT"):
+            continue
+        close = difflib.get_close_matches(key.upper(), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"unknown setting {key}{hint}")
+    return warnings

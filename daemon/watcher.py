@@ -1,0 +1,144 @@
+"""Watching the share folder (watchdog) and scanning it: only candidates come out of here.
+
+The handler runs on watchdog's single dispatch thread, so it only filters and hands off. Nothing
+here decides that a file is ready; see settle.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from watchdog.events import (
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+log = logging.getLogger(__name__)
+
+# Names a browser, editor or screenshot tool uses while a file is still being written.
+TEMP_SUFFIXES = (
+    ".part",
+    ".crdownload",
+    ".download",
+    ".tmp",
+    "~",
+    ".swp",
+    ".partial",
+    ".opdownload",
+)
+
+# Event kinds handed to the consumer. "quick": the file arrived complete (rename or close).
+CREATED, MODIFIED, MOVED, CLOSED, SCANNED = "created", "modified", "moved", "closed", "scanned"
+QUICK_KINDS = frozenset({MOVED, CLOSED})
+
+
+def is_temporary(name: str) -> bool:
+    lower = name.lower()
+    return lower.startswith(".") or lower.endswith(TEMP_SUFFIXES)
+
+
+def hidden_part(root: Path, path: Path) -> bool:
+    """True if any component below root is hidden (e.g. share/.shared/…)."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return True
+    return any(part.startswith(".") for part in rel.parts[:-1])
+
+
+def is_candidate_name(root: Path, path: Path) -> bool:
+    return not is_temporary(path.name) and not hidden_part(root, path)
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+def scan(root: Path, *, recursive: bool = True) -> Iterator[Entry]:
+    """Regular files under root, never following a symlink (to a file or a folder)."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            log.warning("cannot read folder %s: %s", folder, exc.strerror)
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if entry.name.startswith("."):
+                continue
+            if entry.is_symlink():
+                log.warning("skipping %s: it is a symlink, and fadelink never follows one", path)
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if recursive:
+                    stack.append(path)
+            elif stat.S_ISREG(st.st_mode) and not is_temporary(entry.name):
+                yield Entry(path, st.st_size, st.st_mtime_ns)
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, root: Path, emit: Callable[[Path, str], None]) -> None:
+        self.root = root
+        self.emit = emit
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        # Enqueue only: a slow or failing handler would stall or kill the observer thread.
+        try:
+            if event.is_directory:
+                if event.event_type in ("created", "moved"):
+                    # A folder moved or created in: its files produce no events of their own.
+                    target = getattr(event, "dest_path", "") or event.src_path
+                    self.emit(Path(os.fsdecode(target)), "folder")
+                return
+            if isinstance(event, FileMovedEvent):
+                path, kind = Path(os.fsdecode(event.dest_path)), MOVED
+            elif isinstance(event, FileClosedEvent):
+                path, kind = Path(os.fsdecode(event.src_path)), CLOSED
+            elif isinstance(event, FileCreatedEvent):
+                path, kind = Path(os.fsdecode(event.src_path)), CREATED
+            elif isinstance(event, FileModifiedEvent):
+                path, kind = Path(os.fsdecode(event.src_path)), MODIFIED
+            else:
+                return
+            if is_candidate_name(self.root, path):
+                self.emit(path, kind)
+        except Exception:  # never let one odd event kill the observer thread
+            log.exception("ignored a folder event that could not be handled")
+
+
+class FolderWatcher:
+    def __init__(
+        self, root: Path, emit: Callable[[Path, str], None], *, recursive: bool = True
+    ) -> None:
+        self.root = root
+        self._observer = Observer()
+        self._observer.schedule(_Handler(root, emit), str(root), recursive=recursive)
+
+    def start(self) -> None:
+        self._observer.start()
+
+    def alive(self) -> bool:
+        return self._observer.is_alive()
+
+    def stop(self) -> None:
+        self._observer.stop()
+        self._observer.join(timeout=5)
