@@ -170,7 +170,7 @@ class Daemon:
                 self._spawn(self._announce(share))
 
         where = self.server.base_url if self.server else s.backend
-        reach = f" ({self.server.reachability})" if self.server else ""
+        reach = f"; {self.server.reachability}" if self.server else ""
         print(
             f"ready: watching {self.share_dir}, links at {where}{reach}",
             file=sys.stderr,
@@ -333,7 +333,7 @@ class Daemon:
             image=thumb,
             on_clicked=lambda: self._open(url),
         )
-        if not copied.ok and not self.notifier.available:
+        if not copied.ok and not self.notifier.verified:
             # The URL is a secret: it reaches the log only when nothing else could carry it.
             log.warning(
                 "link for %s (clipboard and notifications unavailable): %s", share.name, url

@@ -87,7 +87,7 @@ def _copy(text: str, timeout: float) -> CopyResult:
         except (OSError, ValueError):
             return CopyResult(False, f"clipboard helper failed (exit status {proc.returncode})")
     if "no_backend" in report:
-        log.info("no clipboard backend: %s", report["no_backend"])
+        log.info("no clipboard backend: %s", report["no_backend"].splitlines()[0])
         return CopyResult(False, NO_BACKEND)
     # wl-paste -n and some backends drop a trailing newline.
     if report["pasted"].rstrip("\n") != text.rstrip("\n"):

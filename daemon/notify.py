@@ -47,6 +47,11 @@ class Notifier:
         self._plyer: Any = None
         self._started = False
 
+    @property
+    def verified(self) -> bool:
+        """A notification server answered: what we show is seen (plyer cannot tell)."""
+        return self.backend_name == "desktop-notifier"
+
     async def start(self) -> None:
         """Pick the backend. Calling it again re-detects (say, after the session started)."""
         self._started = True

@@ -18,7 +18,7 @@ from pathlib import Path
 from daemon import prepare
 from daemon.backends import Backend
 from daemon.crashpoint import crashpoint
-from daemon.errors import IncompleteImage, NotAnImage, PermanentError, TransientError
+from daemon.errors import BadImage, IncompleteImage, NotAnImage, PermanentError, TransientError
 from daemon.journal import Journal, Share, State
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Pipeline:
         except IncompleteImage:
             self.journal.discard(share.id)
             raise
-        except (PermanentError, NotAnImage) as exc:
+        except (PermanentError, NotAnImage, BadImage) as exc:
             self._fail(share, str(exc))
             raise PermanentError(str(exc)) from exc
         return share

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from daemon.backends import Link
 from daemon.errors import PermanentError, TransientError
+from daemon.server import new_token
 
 MIME = {
     ".jpg": "image/jpeg",
@@ -24,10 +25,6 @@ MIME = {
 def link_key(token: str) -> str:
     # Requests are matched on a hash of the token: the lookup's timing reveals nothing about it.
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(24)  # 192 bits
 
 
 class LocalBackend:
