@@ -161,7 +161,10 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     now = time.time()
     rows = [("ID", "STATE", "LEFT", "FILE", "LINK")]
     for s in shares:
-        note = s.url or (s.reason or s.last_error or "")
+        if s.state is State.REVOKING and s.last_error:
+            note = f"revocation failed, retrying: {s.last_error}"
+        else:
+            note = s.url or s.reason or ""
         rows.append((s.id, str(s.state), _left(s.expires_at, now), s.name, note))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:

@@ -163,9 +163,12 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # The journal holds every link, and a link is a secret: keep it to this user.
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._local = threading.local()
         self.created = not path.exists()
+        if self.created:
+            path.touch(mode=0o600)
         self._migrate()
 
     # -- connection handling -------------------------------------------------------------

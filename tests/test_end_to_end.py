@@ -18,10 +18,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageChops, ImageOps, ImageStat
 
 from tests.daemon_proc import DaemonProcess, Home, wait_for
-from tests.images import make_jpeg
+from tests.images import is_upright, make_jpeg
 from tests.photos import shared_photo
 
 GPS_IFD = 0x8825
@@ -47,6 +47,11 @@ def image_url(page_url: str, page: bytes) -> str:
     src = re.search(rb'<img[^>]+src="([^"]+)"', page)
     assert src, page
     return urllib.parse.urljoin(page_url, src.group(1).decode())
+
+
+def mean_diff(a: Image.Image, b: Image.Image) -> float:
+    diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB"))
+    return sum(ImageStat.Stat(diff).mean) / 3
 
 
 @pytest.fixture
@@ -104,6 +109,10 @@ def test_gps_photo_shared_end_to_end_and_vanishes(home, desktop, browser_log, tm
         desktop.wait_notifications(1, timeout=10)
         desktop.click_first()
         wait_for(lambda: opened.exists() and url in opened.read_text(), 10, "BROWSER called")
+        (note,) = [n for n in desktop.history() if n["summary"] == "Link ready: beach.jpg"]
+        assert "Disappears in" in note["body"] and "only on this computer" in note["body"]
+        assert url not in note["body"]  # it is on the clipboard; the screen need not show it
+        assert note["icon_path"], "the notification shows the photo"
 
         # After its 3-second lifetime the link is dead and the copy deleted.
         wait_for(lambda: fetch(url)[0] == 404, 15, "the link to die")
@@ -113,6 +122,39 @@ def test_gps_photo_shared_end_to_end_and_vanishes(home, desktop, browser_log, tm
         assert token not in daemon.output()  # the secret never reached the log
     finally:
         assert daemon.stop() == 0
+
+
+def test_photo_turned_by_exif_is_served_upright(home, desktop):
+    daemon = DaemonProcess(home)
+    try:
+        daemon.wait_ready()
+        # A synthetic photo stored sideways with orientation 6 and a GPS block.
+        make_jpeg(home.share_dir / "sideways.jpg", (800, 600), gps=True, orientation=6)
+        url = desktop.wait_clipboard(lambda t: t.startswith("http://"), timeout=15)
+        status, body, _ = fetch(image_url(url, fetch(url)[1]))
+        with Image.open(io.BytesIO(body)) as served:
+            assert status == 200 and served.size == (800, 600) and is_upright(served)
+            assert GPS_IFD not in served.getexif() and ORIENTATION not in served.getexif()
+
+        # A real camera file in orientation 6 comes out like the same scene in orientation 1.
+        save(shared_photo("jpg_orientation_landscape_6.jpg"), home.share_dir / "real.jpg")
+        url2 = desktop.wait_clipboard(lambda t: t.startswith("http://") and t != url, timeout=15)
+        status, body, _ = fetch(image_url(url2, fetch(url2)[1]))
+        with (
+            Image.open(io.BytesIO(body)) as served,
+            Image.open(shared_photo("jpg_orientation_landscape_1.jpg")) as reference,
+        ):
+            assert served.size == reference.size
+            # The two files differ in colour profile and encoding, so compare relatively: the
+            # served photo is far closer to the upright scene than to any turned version of it.
+            upright = mean_diff(served, reference)
+            turned = min(
+                mean_diff(served, reference.transpose(t))
+                for t in (Image.Transpose.ROTATE_180, Image.Transpose.FLIP_LEFT_RIGHT)
+            )
+            assert upright < turned / 2, (upright, turned)
+    finally:
+        daemon.stop()
 
 
 def test_link_overdue_while_stopped_dies_at_start(home, desktop):
@@ -220,5 +262,36 @@ def test_second_daemon_says_who_holds_the_lock(home, desktop):
         second = home.cli("run", timeout=30)
         assert second.returncode != 0
         assert f"pid {daemon.proc.pid}" in second.stderr
+    finally:
+        daemon.stop()
+
+
+def test_failed_revocation_is_reported_and_retried(home, desktop):
+    daemon = DaemonProcess(home, FADELINK_LIFETIME="3s")
+    try:
+        daemon.wait_ready()
+        make_jpeg(home.share_dir / "stuck.jpg", (400, 300))
+        url = desktop.wait_clipboard(lambda t: t.startswith("http://"), timeout=15)
+        (served,) = list((home.state_dir / "served").iterdir())
+        # Make the copy impossible to delete: a non-empty folder in its place.
+        served.unlink()
+        served.mkdir()
+        (served / "x").write_text("x")
+        desktop.close_all()
+
+        def stuck() -> dict | None:
+            listed = shares(home)
+            return listed[0] if listed and listed[0]["reason"] else None
+
+        row = wait_for(stuck, 15, "the failed revocation to be recorded")
+        assert row["state"] == "revoking"
+        assert "revocation failed, retrying" in home.cli("list").stdout
+        assert fetch(url)[0] == 404  # the link is dead even though the copy is not deleted yet
+        desktop.wait_notifications(1, timeout=10)
+        assert any("Could not revoke stuck.jpg" in n["summary"] for n in desktop.history())
+
+        (served / "x").unlink()
+        served.rmdir()
+        wait_for(lambda: shares(home, "--all")[0]["state"] == "gone", 30, "the retry to succeed")
     finally:
         daemon.stop()

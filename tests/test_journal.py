@@ -33,6 +33,12 @@ def test_new_journal_is_wal_and_versioned(tmp_path):
     assert not Journal(tmp_path / "j.sqlite3").created
 
 
+def test_journal_is_private_to_the_user(tmp_path):
+    Journal(tmp_path / "state" / "j.sqlite3")
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "state" / "j.sqlite3").stat().st_mode & 0o777 == 0o600
+
+
 def test_journal_from_a_newer_fadelink_is_refused(tmp_path):
     Journal(tmp_path / "j.sqlite3")
     conn = sqlite3.connect(tmp_path / "j.sqlite3")
