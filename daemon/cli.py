@@ -84,13 +84,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _pipeline(settings: Settings, journal: Journal):
-    from daemon.app import META_BASE_URL, make_backends
+    from daemon.backends.registry import make_backends
     from daemon.pipeline import Paths, Pipeline
 
     paths = Paths(settings.state_dir)
     return Pipeline(
         journal,
-        make_backends(settings, paths, lambda: journal.get_meta(META_BASE_URL)),
+        make_backends(settings, paths, journal),
         paths,
         backend_name=settings.backend,
         max_dimension=settings.max_dimension,

@@ -50,7 +50,7 @@ def check_transition(src: State, dst: State) -> None:
         raise InvalidTransition(f"a share cannot go from {src} to {dst}")
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Migrations: index i takes the schema from version i to i + 1. Append only.
 MIGRATIONS: list[str] = [
@@ -97,6 +97,20 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    """
+    -- folder: the share folder's subfolder the file landed in ("" for the top), which may set
+    -- the lifetime ("10m") or the kind of link ("once").
+    ALTER TABLE shares ADD COLUMN folder TEXT NOT NULL DEFAULT '';
+    -- View-once links and view receipts (local backend).
+    ALTER TABLE shares ADD COLUMN once INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN views INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE shares ADD COLUMN first_view_at REAL;
+    ALTER TABLE shares ADD COLUMN revealed_at REAL;
+    ALTER TABLE shares ADD COLUMN viewer_net TEXT;
+    ALTER TABLE shares ADD COLUMN sender_key TEXT;
+    -- Backend-specific facts about this share, as JSON (e.g. a server-side expiry was set).
+    ALTER TABLE shares ADD COLUMN extra TEXT;
+    """,
 ]
 
 
@@ -131,6 +145,14 @@ class Share:
     attempts: int
     next_attempt_at: float | None
     last_error: str | None
+    folder: str = ""
+    once: int = 0
+    views: int = 0
+    first_view_at: float | None = None
+    revealed_at: float | None = None
+    viewer_net: str | None = None
+    sender_key: str | None = None
+    extra: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Share:
@@ -155,6 +177,9 @@ class Share:
             "revoked_at": iso(self.revoked_at),
             "lifetime_s": self.lifetime_s,
             "reason": self.reason or self.last_error,
+            "once": bool(self.once),
+            "views": self.views,
+            "first_view_at": iso(self.first_view_at),
         }
 
 

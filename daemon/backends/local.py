@@ -12,6 +12,8 @@ from daemon.backends import Link
 from daemon.errors import PermanentError, TransientError
 from daemon.server import new_token
 
+META_BASE_URL = "local_base_url"  # journal meta key: where the running link server answers
+
 MIME = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
