@@ -2,9 +2,18 @@
 
 It runs inside the daemon's asyncio loop and never touches the journal: the daemon hands it a
 `lookup(token)` function, called on every request, so a revocation or an expiry shows on the very
-next request. Everything that is not a live share gets the same 404, byte for byte, so a stranger
-cannot tell an expired token from one that never existed. The token is a secret: it is never
-logged (aiohttp's access log, which prints the path, is off).
+next request, and two callbacks that record what viewers do (`reveal` spends a view-once link,
+`viewed` reports a normal link's first real view). Everything that is not a live share gets the
+same 404, byte for byte, so a stranger cannot tell an expired token from one that never existed.
+The token is a secret: it is never logged (aiohttp's access log, which prints the path, is off).
+
+View-once links: the page never carries the photo, only a button (a plain form POST). The POST
+spends the view and answers 303 with a cookie bound to that reveal; with it, this one browser sees
+the photo until the window closes. No GET or HEAD of any kind can spend the view or fetch the
+photo, so chat-app previews are harmless without having to recognise them.
+
+The sender's own link carries `?k=<sender key>`: recognised by its hash, shown like any page,
+never counted and never spending a view.
 """
 
 from __future__ import annotations
@@ -13,14 +22,16 @@ import asyncio
 import base64
 import errno
 import hashlib
+import hmac
 import html
 import ipaddress
 import logging
+import math
 import re
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -28,11 +39,18 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from daemon.durations import format_duration
+from daemon.previews import preview_agent
+from daemon.ratelimit import MissLimiter
 
 log = logging.getLogger("daemon.server")
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _IMAGE_STEM = "photo"
+SENDER_PARAM = "k"  # ?k=<sender key>: the sender's own link
+_VIEW_COOKIE = "fadelink_view"
+# Where a viewer is, coarsely: all a receipt ever says about them.
+NET_LAN = "same network"
+NET_INTERNET = "internet"
 _EXTENSIONS = {
     "image/jpeg": ".jpg",
     "image/png": ".png",
@@ -75,7 +93,7 @@ _SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decod
 
 _CSP = (
     "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
-    f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'; "
+    f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
 # On every response, 404s included, so a 404 looks the same whatever caused it.
@@ -93,6 +111,8 @@ _STYLE = (
     "body{margin:0;min-height:100vh;display:flex;flex-direction:column;align-items:center;"
     "justify-content:center;background:#111;color:#ddd;font:16px system-ui,sans-serif}"
     "img{max-width:100vw;max-height:85vh;object-fit:contain}p{margin:1em;text-align:center}"
+    "button{font:inherit;font-size:1.2em;padding:.6em 1.4em;border:0;border-radius:.4em;"
+    "background:#3a7bd5;color:#fff;cursor:pointer}.note{color:#999;font-size:.9em}"
 )
 
 
@@ -115,6 +135,9 @@ _NOT_ALLOWED_BODY = _html("Not allowed", "<p>Only viewing is allowed here.</p>")
 _UNAVAILABLE_BODY = _html(
     "Try again", "<p>Something went wrong on this end. Try again in a moment.</p>"
 )
+_TOO_MANY_BODY = _html(
+    "Slow down", "<p>Too many links that do not exist were asked for from here. Wait a minute.</p>"
+)
 
 
 @dataclass(frozen=True)
@@ -123,6 +146,21 @@ class Served:
     mime: str  # "image/jpeg"
     expires_at: float  # wall-clock epoch seconds (UTC)
     title: str  # what the page says the photo is, e.g. "photo.jpg" (may be a random name)
+    once: bool = False  # a view-once link
+    revealed_at: float | None = None  # when its one view was spent (view-once only)
+    sender_key_hash: str | None = None  # sender_key_hash(key) of the sender's own key
+
+
+# reveal(token, viewer network, until) spends a view-once link, its photo viewable until `until`
+# at the latest; returns the share as it is now, or None when it could not be spent (already
+# spent, gone). viewed(token, viewer network): a normal link's photo was fetched by a viewer.
+Reveal = Callable[[str, str | None, float], Awaitable[Served | None]]
+Viewed = Callable[[str, str | None], Awaitable[None]]
+
+
+def sender_key_hash(key: str) -> str:
+    """What the journal keeps of the sender's key: the key itself never leaves the notification."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def new_token() -> str:
@@ -232,8 +270,20 @@ class LinkServer:
         bind: str,
         public_url: str | None = None,
         clock: Callable[[], float] = time.time,
+        reveal: Reveal | None = None,
+        viewed: Viewed | None = None,
+        once_window: float = 30.0,
+        trust_proxy: bool = False,
+        limiter: MissLimiter | None = None,
     ) -> None:
         self._lookup = lookup
+        self._reveal = reveal
+        self._viewed = viewed
+        self._once_window = once_window
+        self._trust_proxy = trust_proxy
+        self._limiter = limiter if limiter is not None else MissLimiter()
+        # Signs the reveal cookies; per process, so a restart ends any open viewing window.
+        self._secret = secrets.token_bytes(32)
         self._bind = bind
         self._host, self._port = _parse_bind(bind)
         self._public_url, self._prefix = _parse_public_url(public_url) if public_url else (None, "")
@@ -346,20 +396,67 @@ class LinkServer:
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         kind, token, image_name = self._route(request.raw_path)
-        if request.method not in ("GET", "HEAD"):
+        client = self._client(request)
+        if request.method not in ("GET", "HEAD", "POST"):
             # Decided before any lookup: known and unknown tokens answer the same.
             response: web.StreamResponse = _page_response(
-                _NOT_ALLOWED_BODY, status=405, Allow="GET, HEAD"
+                _NOT_ALLOWED_BODY, status=405, Allow="GET, HEAD, POST"
             )
             reason = "method not allowed"
         else:
-            response, reason = await self._answer(kind, token, image_name)
+            asked = _Asked(
+                method=request.method,
+                kind=kind,
+                token=token,
+                image_name=image_name,
+                agent=preview_agent(request.headers.get("User-Agent")),
+                sender_key=request.query.get(SENDER_PARAM) if kind != "other" else None,
+                view_cookie=request.cookies.get(_VIEW_COOKIE),
+                viewer=self._viewer_net(client),
+            )
+            response, reason = await self._answer(asked)
+        if response.status == 404:
+            # Only misses count, and only misses are throttled: a valid link always answers.
+            retry_after = self._limiter.miss(client, self._clock())
+            if retry_after is not None:
+                response = _page_response(
+                    _TOO_MANY_BODY, status=429, **{"Retry-After": str(retry_after)}
+                )
+                reason = "too many misses from this address"
         log.info("%s %s -> %d%s", request.method, kind, response.status, reason and f" ({reason})")
         return response
 
-    async def _answer(self, kind: str, token: str, image_name: str) -> tuple[web.Response, str]:
-        if kind == "other":
+    def _client(self, request: web.Request) -> str:
+        """The requester's address: the peer, or with a trusted proxy the address it saw."""
+        peer = request.remote or ""
+        if self._trust_proxy:
+            hops = [
+                hop.strip()
+                for value in request.headers.getall("X-Forwarded-For", [])
+                for hop in value.split(",")
+            ]
+            # The last entry is the one our proxy added; earlier ones are whatever the client
+            # chose to send.
+            if hops and _is_ip(hops[-1]):
+                return hops[-1]
+        return peer
+
+    def _viewer_net(self, client: str) -> str | None:
+        """ "same network" or "internet": all a receipt says about who opened a link."""
+        try:
+            ip = ipaddress.ip_address(client)
+        except ValueError:
+            return None
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        if ip.is_loopback and self._public_url is not None and not self._trust_proxy:
+            return None  # the proxy or tunnel itself: the viewer could be anywhere
+        return NET_INTERNET if ip.is_global else NET_LAN
+
+    async def _answer(self, asked: _Asked) -> tuple[web.StreamResponse, str]:
+        if asked.kind == "other" or (asked.method == "POST" and asked.kind != "page"):
             return _not_found(), ""
+        token = asked.token
         try:
             served = self._lookup(token)
         except Exception as exc:  # the journal failed: say so in the log, never the token
@@ -370,25 +467,121 @@ class LinkServer:
             return _page_response(_UNAVAILABLE_BODY, status=503), "lookup failed"
         if served is None:
             return _not_found(), "unknown or revoked"
-        left = served.expires_at - self._clock()
-        if left <= 0:
+        now = self._clock()
+        if served.expires_at <= now:
             return _not_found(), "expired"
+        sender = _is_sender(served, asked.sender_key)
+        if served.once:
+            return await self._answer_once(asked, served, sender, now)
         ext = _EXTENSIONS.get(served.mime, "")
-        if kind == "page":
-            return _page(token, served, ext, left), ""
-        if image_name != _IMAGE_STEM + ext:
+        if asked.method == "POST":
+            return _not_found(), "not a view-once link"
+        if asked.kind == "page":
+            key = asked.sender_key if sender else None
+            return _page(token, served, ext, served.expires_at - now, sender_key=key), ""
+        if asked.image_name != _IMAGE_STEM + ext:
             return _not_found(), ""
-        try:
-            # Prepared photos are small (resized); reading them whole keeps "file gone" a 404.
-            data = await asyncio.to_thread(served.path.read_bytes)
-        except OSError:
-            return _not_found(), "file missing"
-        headers = {
-            **_COMMON_HEADERS,
-            "Content-Type": served.mime,
-            "Content-Disposition": _disposition(served.title, ext),
-        }
-        return web.Response(body=data, headers=headers), ""
+        if asked.agent is not None and not sender:
+            # The page may be previewed, the photo not: it would stay on the chat's servers.
+            return _not_found(), f"photo refused to a link preview ({asked.agent})"
+        response = await _image(served, ext)
+        if response.status == 200 and asked.method == "GET" and not sender and self._viewed:
+            await self._viewed(token, asked.viewer)
+        return response, "" if response.status == 200 else "file missing"
+
+    async def _answer_once(
+        self, asked: _Asked, served: Served, sender: bool, now: float
+    ) -> tuple[web.StreamResponse, str]:
+        token = asked.token
+        ext = _EXTENSIONS.get(served.mime, "")
+        mine = served.revealed_at is not None and asked.view_cookie is not None
+        mine = mine and hmac.compare_digest(
+            asked.view_cookie or "", self._view_cookie(token, served.revealed_at or 0.0)
+        )
+        if asked.kind == "image":
+            if asked.image_name != _IMAGE_STEM + ext or not (sender or mine):
+                return _not_found(), "view-once photo not revealed here"
+            response = await _image(served, ext)
+            return response, "" if response.status == 200 else "file missing"
+        key = asked.sender_key if sender else None
+        if asked.method != "POST":
+            if sender or mine:
+                return _page(token, served, ext, served.expires_at - now, sender_key=key), ""
+            if served.revealed_at is not None:
+                return _not_found(), "view-once link already viewed"
+            return _once_page(self._once_window, served.expires_at - now), ""
+        # POST: the view itself.
+        if sender or mine:
+            # The sender never spends the view; a re-sent form changes nothing.
+            return _see_other(token, sender_key=key), ""
+        if asked.agent is not None:
+            return _not_found(), f"reveal refused to a link preview ({asked.agent})"
+        if served.revealed_at is not None or self._reveal is None:
+            return _not_found(), "view-once link already viewed"
+        revealed = await self._reveal(token, asked.viewer, now + self._once_window)
+        if revealed is None or revealed.revealed_at is None:
+            return _not_found(), "view-once link already viewed"
+        response = _see_other(token)
+        max_age = max(1, math.ceil(min(revealed.expires_at - now, self._once_window)))
+        response.headers["Set-Cookie"] = (
+            f"{_VIEW_COOKIE}={self._view_cookie(token, revealed.revealed_at)}; "
+            f"Max-Age={max_age}; Path={self._prefix}/{token}; HttpOnly; SameSite=Strict"
+            + ("; Secure" if (self._public_url or "").startswith("https:") else "")
+        )
+        return response, "view-once link revealed"
+
+    def _view_cookie(self, token: str, revealed_at: float) -> str:
+        # Bound to this link and this reveal: useless on any other link, or after a restart.
+        message = f"{token}\n{revealed_at!r}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a request asks for, read once from the HTTP request."""
+
+    method: str
+    kind: str  # "page", "image" or "other"
+    token: str
+    image_name: str
+    agent: str | None  # a recognised link-preview agent
+    sender_key: str | None  # ?k=…, unchecked
+    view_cookie: str | None
+    viewer: str | None  # NET_LAN, NET_INTERNET or None (unknown)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_sender(served: Served, key: str | None) -> bool:
+    if not key or served.sender_key_hash is None:
+        return False
+    return hmac.compare_digest(sender_key_hash(key), served.sender_key_hash)
+
+
+async def _image(served: Served, ext: str) -> web.Response:
+    try:
+        # Prepared photos are small (resized); reading them whole keeps "file gone" a 404.
+        data = await asyncio.to_thread(served.path.read_bytes)
+    except OSError:
+        return _not_found()
+    headers = {
+        **_COMMON_HEADERS,
+        "Content-Type": served.mime,
+        "Content-Disposition": _disposition(served.title, ext),
+    }
+    return web.Response(body=data, headers=headers)
+
+
+def _see_other(token: str, sender_key: str | None = None) -> web.Response:
+    # Relative to the page URL (".../<token>"): right under a proxy's path prefix too.
+    location = token + (f"?{SENDER_PARAM}={quote(sender_key, safe='')}" if sender_key else "")
+    return web.Response(status=303, headers={**_COMMON_HEADERS, "Location": location})
 
 
 def _page_response(body: bytes, status: int = 200, **extra_headers: str) -> web.Response:
@@ -405,15 +598,35 @@ def _not_found() -> web.Response:
     return _page_response(_NOT_FOUND_BODY, status=404)
 
 
-def _page(token: str, served: Served, ext: str, left: float) -> web.Response:
+def _page(
+    token: str, served: Served, ext: str, left: float, *, sender_key: str | None = None
+) -> web.Response:
     title = html.escape(served.title)
     # Relative to the page URL (".../<token>"), so it also works under a proxy's path prefix.
     src = f"{token}/{_IMAGE_STEM}{ext}"
+    note = ""
+    if sender_key is not None:
+        # The sender's own page: the photo fetch carries the key too, so it is never counted.
+        src += f"?{SENDER_PARAM}={quote(sender_key, safe='')}"
+        note = '<p class="note">Your own link: opening it here never counts as a view.</p>'
     seconds = max(1, int(left))
     body = _html(
         title,
-        f'<img id="photo" src="{src}" alt="{title}">'
+        f'<img id="photo" src="{html.escape(src)}" alt="{title}">'
         f'<p id="left" data-left="{seconds}">Disappears in {format_duration(seconds)}</p>'
-        f"<script>{_SCRIPT}</script>",
+        f"{note}<script>{_SCRIPT}</script>",
+    )
+    return _page_response(body)
+
+
+def _once_page(window: float, left: float) -> web.Response:
+    """A view-once link before its view: what it is and one button, never the photo."""
+    body = _html(
+        "A photo that disappears after you view it",
+        "<p>Someone sent you a photo that disappears after you view it.</p>"
+        f"<p>You can look at it once, for {format_duration(window)}, in this browser. "
+        "Then it is gone, for everyone.</p>"
+        '<form method="post"><button type="submit" id="reveal">View the photo</button></form>'
+        f'<p class="note">Unless viewed, it disappears in {format_duration(left)}.</p>',
     )
     return _page_response(body)

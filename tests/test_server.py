@@ -11,6 +11,7 @@ import re
 import socket
 import string
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
@@ -18,7 +19,9 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 from PIL import Image
 
-from daemon.server import LinkServer, Served, lan_address, new_token
+from daemon.previews import preview_agent
+from daemon.ratelimit import MissLimiter, address_key
+from daemon.server import LinkServer, Served, lan_address, new_token, sender_key_hash
 
 NOW = 1_800_000_000.0
 
@@ -42,19 +45,27 @@ class Reply:
         return self.status, {k: v for k, v in self.headers.items() if k != "date"}, self.body
 
 
-def _fetch_blocking(port: int, path: str, method: str, host: str) -> Reply:
+def _fetch_blocking(
+    port: int, path: str, method: str, host: str, headers: dict[str, str] | None = None
+) -> Reply:
     # http.client sends the path exactly as given: no normalisation of '..' or '%2e'.
     conn = http.client.HTTPConnection(host, port, timeout=10)
     try:
-        conn.request(method, path)
+        conn.request(method, path, headers=headers or {})
         response = conn.getresponse()
         return Reply(response.status, response.getheaders(), response.read())
     finally:
         conn.close()
 
 
-async def fetch(port: int, path: str, method: str = "GET", host: str = "127.0.0.1") -> Reply:
-    return await asyncio.to_thread(_fetch_blocking, port, path, method, host)
+async def fetch(
+    port: int,
+    path: str,
+    method: str = "GET",
+    host: str = "127.0.0.1",
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    return await asyncio.to_thread(_fetch_blocking, port, path, method, host, headers)
 
 
 @contextlib.asynccontextmanager
@@ -62,6 +73,9 @@ async def running(
     lookup: Callable[[str], Served | None], **kwargs: object
 ) -> AsyncIterator[tuple[LinkServer, int]]:
     kwargs.setdefault("bind", "127.0.0.1:0")
+    if isinstance(lookup, Shares):
+        kwargs.setdefault("reveal", lookup.reveal)
+        kwargs.setdefault("viewed", lookup.viewed)
     server = LinkServer(lookup, **kwargs)  # type: ignore[arg-type]
     await server.start()
     try:
@@ -85,20 +99,46 @@ def photo(tmp_path: Path) -> Path:
 
 
 class Shares:
-    """A stand-in for the journal: token -> Served, revocable."""
+    """A stand-in for the journal: token -> Served, revocable; records reveals and views."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = lambda: NOW) -> None:
         self.live: dict[str, Served] = {}
         self.asked: list[str] = []
+        self.clock = clock
+        self.reveals: list[tuple[str, str | None]] = []
+        self.views: list[tuple[str, str | None]] = []
 
     def __call__(self, token: str) -> Served | None:
         self.asked.append(token)
         return self.live.get(token)
 
-    def add(self, path: Path, lifetime: float = 3590, title: str = "beach.jpg") -> str:
+    def add(
+        self,
+        path: Path,
+        lifetime: float = 3590,
+        title: str = "beach.jpg",
+        *,
+        once: bool = False,
+        sender_key: str | None = None,
+    ) -> str:
         token = new_token()
-        self.live[token] = Served(path, "image/jpeg", NOW + lifetime, title)
+        key_hash = sender_key_hash(sender_key) if sender_key else None
+        self.live[token] = Served(path, "image/jpeg", NOW + lifetime, title, once, None, key_hash)
         return token
+
+    async def reveal(self, token: str, viewer: str | None, until: float) -> Served | None:
+        # Like the journal: succeeds once, and the window caps the lifetime.
+        served = self.live.get(token)
+        if served is None or not served.once or served.revealed_at is not None:
+            return None
+        now = self.clock()
+        served = replace(served, revealed_at=now, expires_at=min(served.expires_at, until))
+        self.live[token] = served
+        self.reveals.append((token, viewer))
+        return served
+
+    async def viewed(self, token: str, viewer: str | None) -> None:
+        self.views.append((token, viewer))
 
 
 class Page(HTMLParser):
@@ -106,11 +146,17 @@ class Page(HTMLParser):
         super().__init__()
         self.imgs: list[dict[str, str | None]] = []
         self.metas: list[dict[str, str | None]] = []
+        self.forms: list[dict[str, str | None]] = []
+        self.buttons: list[dict[str, str | None]] = []
         self.feed(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "img":
             self.imgs.append(dict(attrs))
+        elif tag == "form":
+            self.forms.append(dict(attrs))
+        elif tag == "button":
+            self.buttons.append(dict(attrs))
         elif tag == "meta":
             self.metas.append(dict(attrs))
 
@@ -217,7 +263,9 @@ def test_everything_that_is_not_a_live_share_gets_the_same_404(photo: Path, tmp_
     ]
 
     async def scenario() -> None:
-        async with running(shares, clock=clock) as (_server, port):
+        # More misses than the guessing limit allows: this test is about the 404 itself.
+        limiter = MissLimiter(limit=10_000)
+        async with running(shares, clock=clock, limiter=limiter) as (_server, port):
             assert (await fetch(port, f"/{live}")).status == 200
             reference = (await fetch(port, "/nothing")).comparable()
             assert reference[0] == 404
@@ -322,27 +370,36 @@ def test_every_response_forbids_caching_and_indexing(photo: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_the_token_never_reaches_the_logs(photo: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_no_secret_reaches_the_logs(photo: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    shares, clock = Shares(), Clock()
+    clock = Clock()
+    shares = Shares(clock)
     token = shares.add(photo)
+    key = new_token()
+    once = shares.add(photo, once=True, sender_key=key)
 
-    async def scenario() -> None:
+    async def scenario() -> str:
         async with running(shares, clock=clock) as (_server, port):
             await fetch(port, f"/{token}")
             await fetch(port, f"/{token}/photo.jpg")
             await fetch(port, f"/{token}?utm=1")
             await fetch(port, f"/{token}", "POST")
+            await fetch(port, f"/{once}?k={key}")
+            cookie, _ = cookie_of(await fetch(port, f"/{once}", "POST"))
+            await fetch(port, f"/{once}/photo.jpg", headers={"Cookie": cookie})
             clock.now = NOW + 10_000
             await fetch(port, f"/{token}")
+            return cookie
 
-    asyncio.run(scenario())
+    cookie = asyncio.run(scenario())
     ours = [r.getMessage() for r in caplog.records if r.name == "daemon.server"]
     assert any("page" in m and "200" in m for m in ours)
     assert any("image" in m and "200" in m for m in ours)
     assert any("404" in m for m in ours)
-    assert token not in caplog.text
-    assert token[:12] not in caplog.text
+    assert any("303" in m and "revealed" in m for m in ours)
+    for secret in (token, once, key, cookie.split("=", 1)[1]):
+        assert secret not in caplog.text
+        assert secret[:12] not in caplog.text
 
 
 def test_query_strings_from_messengers_do_not_break_links(photo: Path) -> None:
@@ -457,3 +514,302 @@ def test_tokens_are_long_random_and_url_safe() -> None:
     for token in tokens:
         assert len(token) == 32  # 24 bytes = 192 bits
         assert set(token) <= allowed
+
+
+# --- view-once links ---------------------------------------------------------------------------
+
+BROWSER_UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36"
+)
+PREVIEW_UAS = [
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)",
+    "TelegramBot (like TwitterBot)",
+    "WhatsApp/2.23.20.0 A",
+    "WhatsApp/2",  # Signal
+    "facebookexternalhit/1.1 Facebot Twitterbot/1.0",  # iMessage
+    "LinkedInBot/1.0 (compatible; Mozilla/5.0; Apache-HttpClient +http://www.linkedin.com)",
+    "Mozilla/5.0 (Windows NT 6.1; WOW64) SkypeUriPreview Preview/0.5",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+]
+
+
+def cookie_of(reply: Reply) -> tuple[str, dict[str, str]]:
+    """("name=value", {attribute: value}) of the one Set-Cookie header."""
+    first, *attributes = [part.strip() for part in reply.headers["set-cookie"].split(";")]
+    attrs = {}
+    for attribute in attributes:
+        name, _, value = attribute.partition("=")
+        attrs[name.lower()] = value
+    return first, attrs
+
+
+def test_view_once_page_offers_a_button_never_the_photo(photo: Path) -> None:
+    shares, clock = Shares(), Clock()
+    token = shares.add(photo, once=True)
+
+    async def scenario() -> None:
+        async with running(shares, clock=clock) as (_server, port):
+            unknown = (await fetch(port, f"/{new_token()}/photo.jpg")).comparable()
+            for ua in [BROWSER_UA, *PREVIEW_UAS, ""]:
+                for method in ("GET", "HEAD"):
+                    page = await fetch(port, f"/{token}", method, headers={"User-Agent": ua})
+                    assert page.status == 200, ua
+                    assert "set-cookie" not in page.headers
+                    image = await fetch(
+                        port, f"/{token}/photo.jpg", method, headers={"User-Agent": ua}
+                    )
+                    assert image.comparable()[0] == 404, (ua, method)
+                    assert image.body != photo.read_bytes()
+            text = (await fetch(port, f"/{token}")).body.decode()
+            parsed = Page(text)
+            assert parsed.imgs == []
+            assert "photo.jpg" not in text and "beach" not in text  # not even its name
+            assert "a photo that disappears after you view it" in visible_text(text).lower()
+            (form,) = parsed.forms
+            assert form["method"] == "post" and not form.get("action")
+            assert len(parsed.buttons) == 1
+            assert b"<script" not in (await fetch(port, f"/{token}")).body.split(b"<form")[1]
+            # None of that spent the view.
+            assert shares.reveals == [] and shares.views == []
+            assert (await fetch(port, f"/{new_token()}/photo.jpg")).comparable() == unknown
+
+    asyncio.run(scenario())
+
+
+def test_the_reveal_shows_the_photo_in_one_browser_for_the_window(photo: Path) -> None:
+    clock = Clock()
+    shares = Shares(clock)
+    token = shares.add(photo, once=True)
+
+    async def scenario() -> None:
+        async with running(shares, clock=clock, once_window=30) as (server, port):
+            link = server.link_for(token)
+            reference = (await fetch(port, f"/{new_token()}")).comparable()
+            revealed = await fetch(port, f"/{token}", "POST", headers={"User-Agent": BROWSER_UA})
+            assert revealed.status == 303
+            assert urljoin(link, revealed.headers["location"]) == link  # back to the same URL
+            cookie, attrs = cookie_of(revealed)
+            assert attrs["path"] == f"/{token}" and attrs["max-age"] == "30"
+            assert "httponly" in attrs and attrs["samesite"] == "Strict"
+            assert "secure" not in attrs  # plain http on the LAN
+            assert shares.reveals == [(token, "same network")]
+
+            mine = {"Cookie": cookie, "User-Agent": BROWSER_UA}
+            page = await fetch(port, f"/{token}", headers=mine)
+            (img,) = Page(page.body.decode()).imgs
+            assert "Disappears in 30 s" in visible_text(page.body.decode())
+            image = await fetch(port, urlsplit(urljoin(link, img["src"] or "")).path, headers=mine)
+            assert image.status == 200 and image.body == photo.read_bytes()
+
+            # Anyone else, or a second reveal, gets the plain 404 of an unknown link.
+            assert (await fetch(port, f"/{token}")).comparable() == reference
+            assert (await fetch(port, f"/{token}", "POST")).comparable() == reference
+            forged = {"Cookie": f"fadelink_view={'0' * 64}"}
+            assert (await fetch(port, f"/{token}/photo.jpg", headers=forged)).status == 404
+            assert shares.reveals == [(token, "same network")]
+
+            clock.now = NOW + 29  # a reload within the window
+            assert (await fetch(port, f"/{token}", headers=mine)).status == 200
+            clock.now = NOW + 30  # and after it: gone, cookie or not
+            assert (await fetch(port, f"/{token}", headers=mine)).comparable() == reference
+            assert (await fetch(port, f"/{token}/photo.jpg", headers=mine)).status == 404
+
+    asyncio.run(scenario())
+
+
+def test_the_lifetime_stays_an_upper_bound_of_the_window(photo: Path) -> None:
+    clock = Clock()
+    shares = Shares(clock)
+    token = shares.add(photo, lifetime=10, once=True)
+
+    async def scenario() -> None:
+        async with running(shares, clock=clock, once_window=30) as (_server, port):
+            revealed = await fetch(port, f"/{token}", "POST")
+            cookie, attrs = cookie_of(revealed)
+            assert attrs["max-age"] == "10"
+            clock.now = NOW + 10
+            assert (await fetch(port, f"/{token}", headers={"Cookie": cookie})).status == 404
+
+    asyncio.run(scenario())
+
+
+def test_preview_agents_cannot_spend_a_view(photo: Path) -> None:
+    shares = Shares()
+    token = shares.add(photo, once=True)
+
+    async def scenario() -> None:
+        async with running(shares, clock=Clock()) as (_server, port):
+            for ua in PREVIEW_UAS:
+                reply = await fetch(port, f"/{token}", "POST", headers={"User-Agent": ua})
+                assert reply.status == 404 and "set-cookie" not in reply.headers, ua
+            assert shares.reveals == []
+            assert (await fetch(port, f"/{token}", "POST")).status == 303
+
+    asyncio.run(scenario())
+
+
+def test_the_sender_key_shows_the_photo_without_counting_or_spending(photo: Path) -> None:
+    shares = Shares()
+    key = new_token()
+    once = shares.add(photo, once=True, sender_key=key)
+    normal = shares.add(photo, sender_key=key)
+
+    async def scenario() -> None:
+        async with running(shares, clock=Clock()) as (server, port):
+            for token in (once, normal):
+                link = f"{server.link_for(token)}?k={key}"
+                page = await fetch(port, urlsplit(link).path + f"?k={key}")
+                assert page.status == 200
+                assert "never counts as a view" in visible_text(page.body.decode())
+                (img,) = Page(page.body.decode()).imgs
+                image_url = urljoin(link, img["src"] or "")
+                assert f"k={key}" in image_url  # the photo fetch is the sender's too
+                parts = urlsplit(image_url)
+                image = await fetch(port, f"{parts.path}?{parts.query}")
+                assert image.status == 200 and image.body == photo.read_bytes()
+            # A wrong key is just a visitor.
+            assert Page((await fetch(port, f"/{once}?k={new_token()}")).body.decode()).forms
+            assert (await fetch(port, f"/{once}/photo.jpg?k={new_token()}")).status == 404
+            # The sender's POST never spends the view either.
+            assert (await fetch(port, f"/{once}?k={key}", "POST")).status == 303
+            assert shares.reveals == [] and shares.views == []
+            assert (await fetch(port, f"/{once}", "POST")).status == 303
+            assert len(shares.reveals) == 1
+
+    asyncio.run(scenario())
+
+
+def test_normal_links_refuse_the_photo_to_preview_agents_and_report_real_views(
+    photo: Path,
+) -> None:
+    shares = Shares()
+    token = shares.add(photo)
+
+    async def scenario() -> None:
+        async with running(shares, clock=Clock()) as (_server, port):
+            for ua in PREVIEW_UAS:
+                headers = {"User-Agent": ua}
+                assert (await fetch(port, f"/{token}", headers=headers)).status == 200
+                image = await fetch(port, f"/{token}/photo.jpg", headers=headers)
+                assert image.status == 404 and image.body != photo.read_bytes(), ua
+            await fetch(port, f"/{token}/photo.jpg", "HEAD", headers={"User-Agent": BROWSER_UA})
+            assert shares.views == []  # no bytes, no view
+            image = await fetch(port, f"/{token}/photo.jpg", headers={"User-Agent": BROWSER_UA})
+            assert image.status == 200 and image.body == photo.read_bytes()
+            assert shares.views == [(token, "same network")]
+
+    asyncio.run(scenario())
+
+
+def test_view_once_behind_a_proxy_prefix(photo: Path) -> None:
+    shares = Shares()
+    token = shares.add(photo, once=True)
+
+    async def scenario() -> None:
+        public = "https://photos.example.com/pics"
+        async with running(shares, clock=Clock(), public_url=public) as (server, port):
+            link = server.link_for(token)
+            revealed = await fetch(port, f"/pics/{token}", "POST")
+            assert urljoin(link, revealed.headers["location"]) == link
+            cookie, attrs = cookie_of(revealed)
+            assert attrs["path"] == f"/pics/{token}" and "secure" in attrs
+            # Without a trusted proxy, every viewer seems to be the proxy: unknown network.
+            assert shares.reveals == [(token, None)]
+            assert (await fetch(port, f"/{token}", headers={"Cookie": cookie})).status == 200
+
+    asyncio.run(scenario())
+
+
+# --- guessing ----------------------------------------------------------------------------------
+
+
+def test_misses_beyond_the_limit_get_429_but_valid_links_still_answer(photo: Path) -> None:
+    shares, clock = Shares(), Clock()
+    token = shares.add(photo)
+
+    async def scenario() -> None:
+        limiter = MissLimiter(limit=5, window=60)
+        async with running(shares, clock=clock, limiter=limiter) as (_server, port):
+            for _ in range(5):
+                assert (await fetch(port, f"/{new_token()}")).status == 404
+            throttled = await fetch(port, f"/{new_token()}")
+            assert throttled.status == 429 and int(throttled.headers["retry-after"]) == 60
+            assert throttled.headers["cache-control"] == "no-store"
+            assert (await fetch(port, "/favicon.ico")).status == 429
+            # The same address still gets its valid link, page and photo.
+            assert (await fetch(port, f"/{token}")).status == 200
+            assert (await fetch(port, f"/{token}/photo.jpg")).body == photo.read_bytes()
+            clock.now = NOW + 61
+            assert (await fetch(port, f"/{new_token()}")).status == 404
+
+    asyncio.run(scenario())
+
+
+def test_forwarded_for_is_trusted_only_when_configured(photo: Path) -> None:
+    shares, clock = Shares(), Clock()
+    token = shares.add(photo)
+    attacker = {"X-Forwarded-For": "9.9.9.9"}
+    viewer = {"X-Forwarded-For": "6.6.6.6, 1.1.1.1"}  # the proxy added the last one
+
+    async def scenario() -> None:
+        limiter = MissLimiter(limit=3, window=60)
+        async with running(shares, clock=clock, limiter=limiter, trust_proxy=True) as (_, port):
+            for _ in range(3):
+                await fetch(port, f"/{new_token()}", headers=attacker)
+            assert (await fetch(port, f"/{new_token()}", headers=attacker)).status == 429
+            assert (await fetch(port, f"/{new_token()}", headers=viewer)).status == 404
+            assert (await fetch(port, f"/{token}/photo.jpg", headers=viewer)).status == 200
+            assert shares.views == [(token, "internet")]
+
+        limiter = MissLimiter(limit=3, window=60)
+        async with running(shares, clock=clock, limiter=limiter) as (_, port):
+            for i in range(3):  # a different made-up address each time: ignored
+                await fetch(port, f"/{new_token()}", headers={"X-Forwarded-For": f"9.9.9.{i}"})
+            spoofed = {"X-Forwarded-For": "8.8.8.8"}
+            assert (await fetch(port, f"/{new_token()}", headers=spoofed)).status == 429
+
+    asyncio.run(scenario())
+
+
+def test_miss_limiter_is_a_sliding_window() -> None:
+    limiter = MissLimiter(limit=3, window=60)
+    assert [limiter.miss("203.0.113.5", t) for t in (0, 10, 20)] == [None, None, None]
+    assert limiter.miss("203.0.113.5", 30) == 40  # fine again at 70, when the one at 10 is old
+    assert limiter.miss("198.51.100.1", 30) is None  # another address is not affected
+    assert limiter.miss("203.0.113.5", 69) == 11  # hammering on keeps it throttled
+    # Quiet for a window: welcome again.
+    assert limiter.miss("203.0.113.5", 130) is None
+
+
+def test_miss_limiter_groups_ipv6_by_64_and_bounds_its_memory() -> None:
+    assert address_key("2001:db8:1:2::1") == address_key("2001:db8:1:2:ffff::9")
+    assert address_key("2001:db8:1:2::1") != address_key("2001:db8:1:3::1")
+    assert address_key("::ffff:192.0.2.7") == "192.0.2.7"
+    limiter = MissLimiter(limit=2, window=60, max_addresses=10)
+    for i in range(1000):
+        limiter.miss(f"10.0.{i // 256}.{i % 256}", float(i))
+    assert len(limiter._misses) <= 10
+    limiter.miss("2001:db8:1:2::1", 2000)
+    limiter.miss("2001:db8:1:2::2", 2001)
+    assert limiter.miss("2001:db8:1:2::3", 2002) is not None
+
+
+@pytest.mark.parametrize("ua", PREVIEW_UAS)
+def test_preview_agents_are_recognised(ua: str) -> None:
+    assert preview_agent(ua) is not None
+
+
+@pytest.mark.parametrize(
+    "ua",
+    [
+        BROWSER_UA,
+        "Mozilla/5.0 (Linux; Android 9; CUBOT P20) AppleWebKit/537.36 Chrome/120 Mobile",
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+        "",
+    ],
+)
+def test_browsers_are_not_taken_for_preview_agents(ua: str) -> None:
+    assert preview_agent(ua) is None
