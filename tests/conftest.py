@@ -4,6 +4,8 @@ from collections.abc import Iterator
 
 import pytest
 
+# First: it points the Dropbox SDK at the fake before anything imports the SDK.
+from tests.fake_dropbox import FakeDropbox  # isort: skip
 from tests.desktop import Desktop, start_desktop
 
 
@@ -12,3 +14,14 @@ def desktop() -> Iterator[Desktop]:
     """A private Xvfb + D-Bus session bus + dunst (skipped when missing, see desktop.require)."""
     with start_desktop() as running:
         yield running
+
+
+@pytest.fixture
+def fake_dropbox() -> Iterator[FakeDropbox]:
+    """A fake Dropbox over HTTPS on loopback; `.env` points a daemon (and the SDK) at it."""
+    fake = FakeDropbox()
+    fake.start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
