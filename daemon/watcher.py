@@ -22,6 +22,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ TEMP_SUFFIXES = (
     ".partial",
     ".opdownload",
 )
+
+POLL_INTERVAL = 2.0  # seconds between polls where inotify is unavailable (network drives)
 
 # Event kinds handed to the consumer. "quick": the file arrived complete (rename or close).
 CREATED, MODIFIED, MOVED, CLOSED, SCANNED = "created", "modified", "moved", "closed", "scanned"
@@ -125,20 +129,83 @@ class _Handler(FileSystemEventHandler):
             log.exception("ignored a folder event that could not be handled")
 
 
+class _OverflowSignal(logging.Handler):
+    """watchdog only logs an inotify queue overflow; events were lost, so rescan."""
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.on_overflow = on_overflow
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.on_overflow()
+
+
 class FolderWatcher:
+    """The observer on the share folder, falling back to polling where inotify cannot work.
+
+    on_doubt is called whenever events may have been lost (queue overflow, a restarted
+    observer): the consumer then rescans the folder.
+    """
+
     def __init__(
-        self, root: Path, emit: Callable[[Path, str], None], *, recursive: bool = True
+        self,
+        root: Path,
+        emit: Callable[[Path, str], None],
+        *,
+        recursive: bool = True,
+        polling: bool = False,
+        on_doubt: Callable[[], None] = lambda: None,
     ) -> None:
         self.root = root
-        self._observer = Observer()
-        self._observer.schedule(_Handler(root, emit), str(root), recursive=recursive)
+        self.emit = emit
+        self.recursive = recursive
+        self.polling = polling
+        self.on_doubt = on_doubt
+        self._overflow = _OverflowSignal(on_doubt)
+        self._observer: BaseObserver | None = None
+
+    def _make(self, polling: bool) -> BaseObserver:
+        observer = PollingObserver(timeout=POLL_INTERVAL) if polling else Observer()
+        observer.schedule(_Handler(self.root, self.emit), str(self.root), recursive=self.recursive)
+        return observer
 
     def start(self) -> None:
-        self._observer.start()
+        for name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
+            logging.getLogger(name).addHandler(self._overflow)
+        try:
+            self._observer = self._make(self.polling)
+            self._observer.start()
+        except OSError as exc:
+            if self.polling:
+                raise
+            # ENOSPC/EMFILE: the inotify watch or instance limit is reached.
+            log.warning(
+                "cannot watch %s with inotify (%s); polling every %.0f s instead. Raise "
+                "fs.inotify.max_user_watches or set FADELINK_POLLING=true to silence this",
+                self.root,
+                exc.strerror or exc,
+                POLL_INTERVAL,
+            )
+            self.polling = True
+            self._observer = self._make(True)
+            self._observer.start()
 
     def alive(self) -> bool:
-        return self._observer.is_alive()
+        return self._observer is not None and self._observer.is_alive()
+
+    def restart(self) -> None:
+        """After the observer thread died: watch again, and tell the consumer to rescan."""
+        log.warning("the folder watcher stopped unexpectedly; watching %s again", self.root)
+        self.stop()
+        self.start()
+        self.on_doubt()
 
     def stop(self) -> None:
-        self._observer.stop()
-        self._observer.join(timeout=5)
+        for name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
+            logging.getLogger(name).removeHandler(self._overflow)
+        if self._observer is not None:
+            self._observer.stop()
+            if self._observer.is_alive():
+                self._observer.join(timeout=5)
+            self._observer = None
