@@ -91,6 +91,7 @@ class Daemon:
         first_run = rt.journal.created
         handout = Handout(rt)
         expiry = Expiry(rt, handout)
+        handout.actions = expiry  # the notification buttons act through expiry
         intake = Intake(rt, handout)
         watcher: FolderWatcher | None = None
         workers: list[asyncio.Task] = []

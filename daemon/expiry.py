@@ -68,6 +68,8 @@ class Expiry:
                 await self.handout.error(
                     f"Could not revoke {share.name} yet",
                     f"{exc}. fadelink keeps retrying; `fadelink list` shows it.",
+                    group="revoke",
+                    many="{n} links could not be revoked yet",
                 )
             return False
         if done.state is not State.GONE:
@@ -76,6 +78,40 @@ class Expiry:
         if notify and share.state is State.LIVE:
             await self.handout.vanished([share])
         return True
+
+    async def revoke_now(self, share_id: str) -> None:
+        """The Revoke now button: the same revocation as at the deadline, for this share."""
+        share = self.rt.journal.get(share_id)
+        if share is None or share.state is not State.LIVE:
+            await self.handout.gone_already(share_id, share)
+            return
+        await self.revoke(share, "revoked by you")
+        self.rt.wake.set()
+
+    async def extend(self, share_id: str, seconds: int) -> None:
+        """The +1 hour button: the deadline moves later, in the journal (and at the backend,
+        for one that keeps its own expiry)."""
+        rt = self.rt
+        share = rt.journal.get(share_id)
+        if share is None or not self.handout.is_live(share):
+            await self.handout.gone_already(share_id, share)
+            return
+        assert share.expires_at is not None and share.remote_path is not None
+        # Optional for a backend: only one whose links expire server-side needs it.
+        move = getattr(rt.pipeline.backend_for(share.backend), "extend_link", None)
+        if move is not None:
+            try:
+                await rt.blocking(move, share.remote_path, share.url, share.expires_at + seconds)
+            except (FadelinkError, OSError) as exc:
+                await self.handout.error(f"Could not extend {share.name}", str(exc))
+                return
+        if rt.journal.extend(share_id, seconds, rt.clock()) is None:
+            await self.handout.gone_already(share_id, share)
+            return
+        rt.wake.set()  # the expiry loop re-reads the next deadline
+        extended = rt.journal.get(share_id)
+        assert extended is not None
+        await self.handout.extended(extended)
 
     async def watch_journal(self) -> None:
         """The CLI writes to the journal; data_version tells us, and deadlines are re-read."""

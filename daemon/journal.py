@@ -423,3 +423,17 @@ class Journal:
     def mark_announced(self, share_id: str) -> None:
         with self._tx() as conn:
             conn.execute("UPDATE shares SET announced=1 WHERE id=?", (share_id,))
+
+    def extend(self, share_id: str, seconds: int, now: float) -> float | None:
+        """Move a live link's deadline `seconds` later; the new deadline, or None when the
+        share is no longer live (or its deadline already passed: it is being revoked)."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE shares SET expires_at=expires_at+?, lifetime_s=lifetime_s+?,"
+                " updated_at=? WHERE id=? AND state='live' AND expires_at>?",
+                (seconds, seconds, now, share_id, now),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = conn.execute("SELECT expires_at FROM shares WHERE id=?", (share_id,)).fetchone()
+        return float(row[0])

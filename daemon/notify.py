@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from desktop_notifier import Attachment, Capability, DesktopNotifier, Notification
+from desktop_notifier import Attachment, Button, Capability, DesktopNotifier, Notification
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,12 @@ BACKENDS = ("desktop-notifier", "plyer")
 # A notification server started by D-Bus activation can take a moment to answer.
 PROBE_TIMEOUT = 5.0
 SHOW_TIMEOUT = 5.0
+# Without a notification server, look for one again at most this often: a service started
+# before the desktop session gets the session's server once it appears.
+REPROBE_INTERVAL = 60.0
+
+# A button: its title and what pressing it does (called in the loop).
+ButtonSpec = tuple[str, Callable[[], None]]
 
 
 class Notifier:
@@ -46,6 +53,17 @@ class Notifier:
         self._capabilities: frozenset[Capability] = frozenset()
         self._plyer: Any = None
         self._started = False
+        self._probed_at = 0.0
+
+    @property
+    def buttons(self) -> bool:
+        """The notification server shows buttons and reports presses ("actions")."""
+        return self._desktop is not None and Capability.BUTTONS in self._capabilities
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What the notification server supports, as names (for `fadelink doctor`)."""
+        return sorted(c.name.lower() for c in self._capabilities)
 
     @property
     def verified(self) -> bool:
@@ -55,11 +73,19 @@ class Notifier:
     async def start(self) -> None:
         """Pick the backend. Calling it again re-detects (say, after the session started)."""
         self._started = True
+        self._probed_at = time.monotonic()
         try:
             await self._start()
         except Exception:  # best effort by contract
             log.warning("notifications: start-up failed", exc_info=True)
             self._use_none("start-up failed")
+
+    def _should_reprobe(self) -> bool:
+        return (
+            self._prefer is None
+            and self._desktop is None
+            and time.monotonic() - self._probed_at > REPROBE_INTERVAL
+        )
 
     async def _start(self) -> None:
         await self.close()
@@ -77,16 +103,20 @@ class Notifier:
             self.backend_name, self.available = name, True
             # plyer cannot tell whether a notification showed, nor report clicks.
             limits = " (no clicks, failures not detectable)" if name == "plyer" else ""
-            self.detail = "; ".join([f"using {name}{limits}", *problems])
-            level = logging.WARNING if problems else logging.INFO
-            log.log(level, "notifications: %s", self.detail)
+            detail = "; ".join([f"using {name}{limits}", *problems])
+            if detail != self.detail:  # a re-probe that finds the same says nothing
+                level = logging.WARNING if problems else logging.INFO
+                log.log(level, "notifications: %s", detail)
+            self.detail = detail
             return
         self._use_none("; ".join(problems))
 
     def _use_none(self, why: str) -> None:
         self.backend_name, self.available = "none", False
-        self.detail = f"no way to show notifications ({why})"
-        log.warning("notifications: %s", self.detail)
+        detail = f"no way to show notifications ({why})"
+        if detail != self.detail:
+            log.warning("notifications: %s", detail)
+        self.detail = detail
 
     async def _probe_desktop(self) -> str | None:
         """Connects desktop-notifier if a notification server answers; returns why not."""
@@ -126,13 +156,16 @@ class Notifier:
         *,
         image: Path | None = None,
         on_clicked: Callable[[], None] | None = None,
+        buttons: Sequence[ButtonSpec] = (),
     ) -> None:
-        """Show a notification; on_clicked runs (in the loop) when its body is clicked."""
-        if not self._started:
+        """Show a notification; on_clicked runs (in the loop) when its body is clicked, a
+        button's callback when it is pressed. Buttons are left out where the server has
+        none: the notification is then a plain one."""
+        if not self._started or self._should_reprobe():
             await self.start()
         try:
             if self._desktop is not None:
-                await self._show_desktop(self._desktop, title, message, image, on_clicked)
+                await self._show_desktop(self._desktop, title, message, image, on_clicked, buttons)
             elif self._plyer is not None:
                 await self._show_plyer(title, message, image)
             else:
@@ -147,9 +180,17 @@ class Notifier:
         message: str,
         image: Path | None,
         on_clicked: Callable[[], None] | None,
+        buttons: Sequence[ButtonSpec],
     ) -> None:
-        # Buttons will go here: Button(title, on_pressed=_guarded(...)) when
-        # Capability.BUTTONS is in self._capabilities.
+        shown = (
+            tuple(
+                # A readable, stable key ("copy-link"): what the server reports on a press.
+                Button(label, on_pressed=_guarded(callback, label), identifier=_key(label))
+                for label, callback in buttons
+            )
+            if Capability.BUTTONS in self._capabilities
+            else ()
+        )
         notification = Notification(
             title,
             message,
@@ -157,6 +198,7 @@ class Notifier:
             # needs an absolute path (a relative one would drop the whole notification).
             attachment=Attachment(path=image.absolute()) if image is not None else None,
             on_clicked=_guarded(on_clicked, "on_clicked") if on_clicked is not None else None,
+            buttons=shown,
         )
         # send_notification never raises; a failure shows up only as its own log warning.
         await asyncio.wait_for(notifier.send_notification(notification), SHOW_TIMEOUT)
@@ -179,6 +221,10 @@ class Notifier:
         if self._desktop is not None:
             await _disconnect(self._desktop)
             self._desktop = None
+
+
+def _key(label: str) -> str:
+    return "-".join("".join(c if c.isalnum() else " " for c in label.lower()).split()) or "button"
 
 
 def _guarded(callback: Callable[[], None], what: str) -> Callable[[], None]:

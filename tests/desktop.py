@@ -87,6 +87,19 @@ class Desktop:
         """The CLIPBOARD selection's text ("" when empty)."""
         return self.run("xclip", "-o", "-selection", "clipboard").stdout
 
+    def set_clipboard(self, text: str) -> None:
+        """Another program takes the clipboard (xclip keeps serving it in the background,
+        so its output goes nowhere: a pipe would never close)."""
+        subprocess.run(
+            ["xclip", "-selection", "clipboard"],
+            input=text.encode(),
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=5,
+            check=True,
+        )
+
     def wait_clipboard(self, expected: Callable[[str], bool], timeout: float = 5.0) -> str:
         return _poll(self.clipboard, expected, timeout, "clipboard")
 
@@ -204,9 +217,10 @@ def bare_bus() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def start_desktop() -> Iterator[Desktop]:
-    """Xvfb + D-Bus session bus + dunst, torn down on exit."""
-    require_binaries(*BINARIES)
+def start_desktop(*, dunst: bool = True) -> Iterator[Desktop]:
+    """Xvfb + D-Bus session bus + dunst, torn down on exit. dunst=False leaves the bus without
+    a notification server, for a test that brings its own (tests/notification_server.py)."""
+    require_binaries(*(BINARIES if dunst else ("Xvfb", "dbus-daemon", "xclip")))
     tmp = Path(tempfile.mkdtemp(prefix="fl-desk-"))
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -222,10 +236,14 @@ def start_desktop() -> Iterator[Desktop]:
         env = dict(os.environ, DISPLAY=f":{number}", DBUS_SESSION_BUS_ADDRESS=address)
         env.pop("WAYLAND_DISPLAY", None)
         env.pop("XAUTHORITY", None)  # Xvfb was started without access control
+        desktop = Desktop(env=env, display=env["DISPLAY"], bus_address=address)
+        if not dunst:
+            yield desktop
+            return
         dunstrc = tmp / "dunstrc"
         dunstrc.write_text(_DUNSTRC)
         with (tmp / "dunst.log").open("wb") as out:
-            dunst = subprocess.Popen(
+            dunst_proc = subprocess.Popen(
                 ["dunst", "-config", str(dunstrc)],
                 env=dict(env, XDG_CONFIG_HOME=str(tmp)),  # no drop-ins from the user's config
                 stdin=subprocess.DEVNULL,
@@ -233,9 +251,8 @@ def start_desktop() -> Iterator[Desktop]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        procs.append(dunst)
-        desktop = Desktop(env=env, display=env["DISPLAY"], bus_address=address)
-        _wait_dunst(desktop, dunst, tmp / "dunst.log")
+        procs.append(dunst_proc)
+        _wait_dunst(desktop, dunst_proc, tmp / "dunst.log")
         yield desktop
     finally:
         for proc in reversed(procs):

@@ -15,6 +15,7 @@ from PIL import Image
 
 from daemon.notify import Notifier
 from tests.desktop import Desktop, bare_bus, require_binaries
+from tests.notification_server import WITHOUT_ACTIONS, NotificationServer
 
 TITLE = "Link copied"
 MESSAGE = "IMG_2041.jpg · expires in 1 hour"
@@ -139,3 +140,55 @@ def test_nothing_to_show_with_is_unavailable_not_an_error(tmp_path: Path) -> Non
     assert (backend, available) == ("none", False)
     assert "no way to show notifications" in detail
     assert "no way to show notifications" in done.stderr  # logged
+
+
+def test_buttons_reach_the_server_and_each_press_acts_on_its_own_notification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with bare_bus() as address, NotificationServer(address) as server:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+        pressed: list[str] = []
+
+        async def scenario() -> None:
+            notifier = Notifier()
+            await notifier.start()
+            assert notifier.buttons and "buttons" in notifier.capabilities
+            for name in ("first", "second"):
+                await notifier.show(
+                    f"Link ready: {name}",
+                    MESSAGE,
+                    buttons=[
+                        ("Copy link", lambda name=name: pressed.append(f"copy {name}")),
+                        ("+1 hour", lambda name=name: pressed.append(f"extend {name}")),
+                    ],
+                )
+            first = server.wait_summary("Link ready: first")
+            assert list(first.buttons) == ["Copy link", "+1 hour"]
+            await asyncio.to_thread(server.press, first, "+1 hour")
+            second = server.wait_summary("Link ready: second")
+            await asyncio.to_thread(server.press, second, "Copy link")
+            deadline = asyncio.get_running_loop().time() + 5
+            while len(pressed) < 2 and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.02)  # the presses come back as D-Bus signals
+            await notifier.close()
+
+        asyncio.run(scenario())
+    assert pressed == ["extend first", "copy second"]
+
+
+def test_server_without_actions_gets_a_plain_notification(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with bare_bus() as address, NotificationServer(address, WITHOUT_ACTIONS) as server:
+        monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
+
+        async def scenario() -> Notifier:
+            notifier = Notifier()
+            await notifier.show(TITLE, MESSAGE, buttons=[("Copy link", lambda: None)])
+            await notifier.close()
+            return notifier
+
+        notifier = asyncio.run(scenario())
+        shown = server.wait_summary(TITLE)
+    assert not notifier.buttons and notifier.backend_name == "desktop-notifier"
+    assert (shown.body, shown.buttons) == (MESSAGE, {})
