@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     rv.add_argument("ids", nargs="*", metavar="ID")
     rv.add_argument("--all", action="store_true", help="revoke every current share")
     sub.add_parser("config", help="show the effective settings")
+    from daemon.auth import add_parser as add_auth_parser
+
+    add_auth_parser(sub)
     return p
 
 
@@ -205,6 +208,12 @@ def cmd_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_auth(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.auth import cmd_auth as auth
+
+    return auth(settings, args)
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.public().items():
         print(f"{name}={value}")
@@ -217,4 +226,5 @@ COMMANDS = {
     "list": cmd_list,
     "revoke": cmd_revoke,
     "config": cmd_config,
+    "auth": cmd_auth,
 }

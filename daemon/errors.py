@@ -13,6 +13,11 @@ class TransientError(FadelinkError):
         self.retry_after = retry_after
 
 
+class Unreachable(TransientError):
+    """The service cannot be reached at all (network down, connection refused): rather than
+    retrying blindly, wait until it answers again."""
+
+
 class PermanentError(FadelinkError):
     """This share cannot succeed; the message says why."""
 

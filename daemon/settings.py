@@ -9,15 +9,13 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from daemon.durations import parse_duration
 
 APP = "fadelink"
 PREFIX = "FADELINK_"
-# Kinds of notification FADELINK_NOTIFY may select.
-NOTIFY_KINDS = ("ready", "vanished", "viewed", "errors")
 
 # Examples shown when a value is invalid: one readable line, never a traceback.
 EXAMPLES = {
@@ -29,7 +27,11 @@ EXAMPLES = {
     "local_public_url": "https://photos.example.org/fade",
     "max_dimension": "2560 (0 keeps the size)",
     "settle": "0.3s or 2s",
-    "notify": "ready,vanished,viewed,errors (any of them, comma-separated; empty for none)",
+    "dropbox_app_key": "the App key from your app's page in the Dropbox App Console",
+    "dropbox_refresh_token": "the token `fadelink auth dropbox` stores (headless setups only)",
+    "dropbox_folder": "/ or /shared (inside the app's folder)",
+    "dropbox_link_style": "preview or raw",
+    "on_expiry": "delete or revoke",
     "require_desktop": "1 or 0",
     "require_testdata": "1 or 0",
 }
@@ -64,7 +66,13 @@ class Settings(BaseSettings):
     local_public_url: str | None = None
     max_dimension: int = Field(default=2560, ge=0, le=100_000)
     settle: str = "1s"
-    notify: str = ",".join(NOTIFY_KINDS)
+    # Dropbox (FADELINK_BACKEND=dropbox): see `fadelink auth dropbox` and the README.
+    dropbox_app_key: str | None = None
+    dropbox_refresh_token: SecretStr | None = None  # a secret: masked in `fadelink config`
+    dropbox_folder: str = "/"
+    dropbox_link_style: Literal["preview", "raw"] = "preview"
+    # At the deadline: revoke the link and delete the remote copy, or only revoke the link.
+    on_expiry: Literal["delete", "revoke"] = "delete"
     # Test switches: known names so they draw no "unknown setting" warning.
     require_desktop: bool = False
     require_testdata: bool = False
@@ -82,13 +90,18 @@ class Settings(BaseSettings):
         parse_duration(v)
         return v.strip().lower()
 
-    @field_validator("notify", mode="after")
+    @field_validator("dropbox_folder", mode="after")
     @classmethod
-    def _notify(cls, v: str) -> str:
-        kinds = [k.strip().lower() for k in v.split(",") if k.strip()]
-        if any(k not in NOTIFY_KINDS for k in kinds):
-            raise ValueError("unknown kind of notification")
-        return ",".join(kinds)
+    def _dropbox_folder(cls, v: str) -> str:
+        parts = v.strip().strip("/").split("/")
+        if not v.strip().startswith("/") or any(p in (".", "..") for p in parts) or "//" in v:
+            raise ValueError("not an absolute folder path")
+        return "/" + "/".join(p for p in parts if p)
+
+    @field_validator("dropbox_app_key", "dropbox_refresh_token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
 
     @field_validator("local_bind", mode="after")
     @classmethod
@@ -117,18 +130,16 @@ class Settings(BaseSettings):
         return float(parse_duration(self.settle))
 
     @property
-    def notify_kinds(self) -> frozenset[str]:
-        return frozenset(k for k in self.notify.split(",") if k)
-
-    @property
     def journal_path(self) -> Path:
         return self.state_dir / "journal.sqlite3"
 
     def public(self) -> dict[str, str]:
-        """Effective settings as env-style names, secrets masked (none yet)."""
+        """Effective settings as env-style names, secrets masked."""
         out = {}
         for name in type(self).model_fields:
             value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = "(set, hidden)"
             out[PREFIX + name.upper()] = "" if value is None else str(value)
         return out
 

@@ -24,6 +24,19 @@ def make_backends(settings: Settings, paths: Paths, journal: Journal) -> Callabl
                 # The running daemon publishes its link server's address in the journal, so
                 # links made by the CLI point at the same server.
                 cache[name] = LocalBackend(paths.served, lambda: journal.get_meta(META_BASE_URL))
+            elif name == "dropbox":
+                from daemon import auth
+                from daemon.backends.dropbox import DropboxBackend
+
+                cache[name] = DropboxBackend(
+                    lambda: auth.credentials(settings),
+                    folder=settings.dropbox_folder,
+                    link_style=settings.dropbox_link_style,
+                    on_expiry=settings.on_expiry,
+                    # Facts learnt about the account (e.g. links may not expire) are kept.
+                    get_meta=journal.get_meta,
+                    set_meta=journal.set_meta,
+                )
             else:
                 raise PermanentError(f"the {name} backend is not available in this version")
         return cache[name]
