@@ -16,6 +16,8 @@ from daemon.durations import parse_duration
 
 APP = "fadelink"
 PREFIX = "FADELINK_"
+# Kinds of notification FADELINK_NOTIFY may select.
+NOTIFY_KINDS = ("ready", "vanished", "viewed", "errors")
 
 # Examples shown when a value is invalid: one readable line, never a traceback.
 EXAMPLES = {
@@ -27,6 +29,7 @@ EXAMPLES = {
     "local_public_url": "https://photos.example.org/fade",
     "max_dimension": "2560 (0 keeps the size)",
     "settle": "0.3s or 2s",
+    "notify": "ready,vanished,viewed,errors (any of them, comma-separated; empty for none)",
     "dropbox_app_key": "the App key from your app's page in the Dropbox App Console",
     "dropbox_refresh_token": "the token `fadelink auth dropbox` stores (headless setups only)",
     "dropbox_folder": "/ or /shared (inside the app's folder)",
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
     local_public_url: str | None = None
     max_dimension: int = Field(default=2560, ge=0, le=100_000)
     settle: str = "1s"
+    notify: str = ",".join(NOTIFY_KINDS)
     # Dropbox (FADELINK_BACKEND=dropbox): see `fadelink auth dropbox` and the README.
     dropbox_app_key: str | None = None
     dropbox_refresh_token: SecretStr | None = None  # a secret: masked in `fadelink config`
@@ -89,6 +93,14 @@ class Settings(BaseSettings):
             return v.strip().lower()
         parse_duration(v)
         return v.strip().lower()
+
+    @field_validator("notify", mode="after")
+    @classmethod
+    def _notify(cls, v: str) -> str:
+        kinds = [k.strip().lower() for k in v.split(",") if k.strip()]
+        if any(k not in NOTIFY_KINDS for k in kinds):
+            raise ValueError("unknown kind of notification")
+        return ",".join(kinds)
 
     @field_validator("dropbox_folder", mode="after")
     @classmethod
@@ -128,6 +140,10 @@ class Settings(BaseSettings):
         if self.settle.endswith("ms"):
             return int(self.settle[:-2]) / 1000
         return float(parse_duration(self.settle))
+
+    @property
+    def notify_kinds(self) -> frozenset[str]:
+        return frozenset(k for k in self.notify.split(",") if k)
 
     @property
     def journal_path(self) -> Path:
