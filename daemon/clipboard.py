@@ -6,6 +6,10 @@ pyperclip lives behind this module and runs in a short child process, because in
 open, so `link=$(fadelink share x.jpg)` would hang; (3) can block forever in wl-copy.
 The child copies, reads the clipboard back and reports; the parent compares, because xclip
 "succeeds" silently when DISPLAY points at no X server.
+
+A service started before the desktop session has no DISPLAY of its own; the session imports
+it into the user manager later (`systemctl --user import-environment`), so each copy without
+a display asks the user manager for it: the clipboard works once the session is there.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,15 +33,24 @@ NO_BACKEND = "no clipboard backend (install xclip or wl-clipboard)"
 MISMATCH = "clipboard read back a different text"
 TIMED_OUT = "clipboard timed out"
 
-# argv: pyperclip's import directory, report file. stdin: the text (UTF-8).
+# What a desktop session passes to the programs it starts, and a service may lack.
+SESSION_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY")
+PROBE = "fadelink clipboard check"
+
+# argv: pyperclip's import directory, report file, "restore" to put back what was there.
+# stdin: the text (UTF-8).
 _CHILD = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import pyperclip
 text = sys.stdin.buffer.read().decode("utf-8")
+restore = sys.argv[3] == "restore"
 try:
+    before = pyperclip.paste() if restore else ""
     pyperclip.copy(text)
     report = {"pasted": pyperclip.paste()}
+    if before:
+        pyperclip.copy(before)
 except pyperclip.PyperclipException as exc:
     report = {"no_backend": str(exc)}
 with open(sys.argv[2], "w", encoding="utf-8") as f:
@@ -53,13 +67,48 @@ class CopyResult:
 def copy(text: str, *, timeout: float = 3.0) -> CopyResult:
     """Copy text to the clipboard and read it back; never raises, returns within ~timeout."""
     try:
-        return _copy(text, timeout)
+        return _copy(text, timeout, restore=False)
     except Exception as exc:  # best effort by contract: a clipboard failure must not stop a share
         log.warning("clipboard copy failed", exc_info=True)
         return CopyResult(False, f"clipboard failed: {exc}")
 
 
-def _copy(text: str, timeout: float) -> CopyResult:
+def round_trip(*, timeout: float = 3.0) -> CopyResult:
+    """Check the clipboard (`fadelink doctor`): copy a probe, read it back, and put back the
+    text that was there before."""
+    try:
+        return _copy(PROBE, timeout, restore=True)
+    except Exception as exc:
+        return CopyResult(False, f"clipboard failed: {exc}")
+
+
+def session_env(timeout: float = 2.0) -> dict[str, str]:
+    """Our environment, plus the display variables the user manager has (systemd) when we
+    have none: a service started before the desktop session learns them this way."""
+    env = dict(os.environ)
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or shutil.which("systemctl") is None:
+        return env
+    try:
+        done = subprocess.run(
+            ["systemctl", "--user", "show-environment"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return env
+    if done.returncode != 0:
+        return env
+    for line in done.stdout.splitlines():
+        name, _, value = line.partition("=")
+        if name in SESSION_VARIABLES and value:
+            env[name] = value
+    return env
+
+
+def _copy(text: str, timeout: float, *, restore: bool) -> CopyResult:
     spec = importlib.util.find_spec("pyperclip")
     if spec is None or spec.origin is None:
         return CopyResult(False, "pyperclip is not installed")
@@ -69,8 +118,10 @@ def _copy(text: str, timeout: float) -> CopyResult:
     with tempfile.TemporaryDirectory(prefix="fadelink-clip-") as tmp:
         report_path = Path(tmp) / "report.json"
         # -I -S: start fast and ignore the caller's cwd and PYTHON* variables.
+        mode = "restore" if restore else "copy"
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CHILD, import_dir, str(report_path)],
+            [sys.executable, "-I", "-S", "-c", _CHILD, import_dir, str(report_path), mode],
+            env=session_env(timeout / 2),
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,  # xclip's server inherits these: never our own
             stderr=subprocess.DEVNULL,

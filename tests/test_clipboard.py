@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.clipboard import MISMATCH, NO_BACKEND, TIMED_OUT, CopyResult, copy
+from daemon.clipboard import MISMATCH, NO_BACKEND, TIMED_OUT, CopyResult, copy, round_trip
 from tests.desktop import Desktop, require_binaries
 
 LINK = "https://192.168.1.20:8443/s/Zq3xT9v/IMG_2041.jpg"
@@ -42,9 +42,23 @@ def test_display_without_x_server_is_a_failure(monkeypatch: pytest.MonkeyPatch) 
     assert result.reason == MISMATCH
 
 
+def user_manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, environment: str | None) -> None:
+    """A stand-in `systemctl` first on PATH: `--user show-environment` prints `environment`,
+    or fails as with no user manager (None). It keeps the real session's manager out."""
+    script = tmp_path / "bin" / "systemctl"
+    script.parent.mkdir(exist_ok=True)
+    if environment is None:
+        script.write_text("#!/bin/sh\necho 'Failed to connect to bus' >&2\nexit 1\n")
+    else:
+        script.write_text(f"#!/bin/sh\ncat <<'EOF'\n{environment}\nEOF\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}{os.environ['PATH']}")
+
+
 def test_no_display_means_no_backend_until_one_appears(
-    desktop: Desktop, monkeypatch: pytest.MonkeyPatch
+    desktop: Desktop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    user_manager(tmp_path, monkeypatch, None)
     use_display(monkeypatch, None)
     assert copy(LINK) == CopyResult(False, NO_BACKEND)
     # The daemon may start before the session: a DISPLAY set later is used.
@@ -97,3 +111,32 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state != "Z"
+
+
+def test_display_imported_into_the_user_manager_later_is_used(
+    desktop: Desktop, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A service started before the session has no DISPLAY; the session imports it into the
+    # user manager (systemctl --user import-environment), and the next copy uses it.
+    use_display(monkeypatch, None)
+    user_manager(tmp_path, monkeypatch, "HOME=/home/x\nLANG=C.UTF-8")
+    assert copy(LINK) == CopyResult(False, NO_BACKEND)
+    user_manager(tmp_path, monkeypatch, f"HOME=/home/x\nDISPLAY={desktop.display}")
+    assert copy(LINK) == CopyResult(True, None)
+    assert desktop.clipboard() == LINK
+
+
+def test_round_trip_puts_back_what_was_there(
+    desktop: Desktop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_display(monkeypatch, desktop.display)
+    desktop.set_clipboard("the user's own text")
+    assert round_trip() == CopyResult(True, None)
+    desktop.wait_clipboard(lambda text: text == "the user's own text")
+
+
+def test_round_trip_without_x_server_is_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    require_binaries("xclip")
+    number = next(n for n in range(917, 1000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    use_display(monkeypatch, f":{number}")
+    assert round_trip() == CopyResult(False, MISMATCH)
