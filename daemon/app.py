@@ -42,6 +42,10 @@ def build_runtime(settings: Settings, clock: Callable[[], float]) -> Runtime:
         paths,
         backend_name=settings.backend,
         max_dimension=settings.max_dimension,
+        keep_metadata=settings.keep_metadata,
+        keep_location=settings.keep_location,
+        keep_names=settings.keep_names,
+        share_any=settings.share_any,
         clock=clock,
     )
     rt = Runtime(

@@ -97,6 +97,10 @@ def _pipeline(settings: Settings, journal: Journal):
         paths,
         backend_name=settings.backend,
         max_dimension=settings.max_dimension,
+        keep_metadata=settings.keep_metadata,
+        keep_location=settings.keep_location,
+        keep_names=settings.keep_names,
+        share_any=settings.share_any,
     )
 
 

@@ -57,6 +57,10 @@ class Pipeline:
         *,
         backend_name: str,
         max_dimension: int,
+        keep_metadata: bool = False,
+        keep_location: bool = False,
+        keep_names: bool = False,
+        share_any: bool = False,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.journal = journal
@@ -64,6 +68,10 @@ class Pipeline:
         self.paths = paths
         self.backend_name = backend_name
         self.max_dimension = max_dimension
+        self.keep = prepare.Keep(metadata=keep_metadata, location=keep_location)
+        # The prepared file's name becomes the remote name (see LocalBackend.remote_path).
+        self.keep_names = keep_names
+        self.share_any = share_any  # non-images are shared as they are, metadata and all
         self.clock = clock
 
     # -- take: a file becomes a pending share (exactly once per file version) ---------------
@@ -76,7 +84,7 @@ class Pipeline:
         st = os.lstat(path)
         if not stat.S_ISREG(st.st_mode):
             raise NotAnImage(f"{path} is not a regular file")
-        if prepare.sniff(path) is None:
+        if not self.share_any and prepare.sniff(path) is None:
             raise NotAnImage(f"{path.name} is not a photo fadelink can share; it was left alone")
         share = self.journal.add_pending(
             str(path),
@@ -131,9 +139,18 @@ class Pipeline:
             # Changed since it was taken: the new version is a candidate of its own.
             raise IncompleteImage(f"{source.name} changed while being prepared")
         self.paths.prepared.mkdir(parents=True, exist_ok=True, mode=0o700)
-        result = prepare.prepare(
-            source, self.paths.prepared, secrets.token_urlsafe(12), max_dimension=self.max_dimension
-        )
+        dest = self.paths.prepared
+        # Random names never collide; kept ones (two IMG_0001.jpg) become name-2.jpg.
+        unique = self.keep_names
+        name = prepare.shareable_stem(source.name) if unique else secrets.token_urlsafe(12)
+        try:
+            result = prepare.prepare(
+                source, dest, name, max_dimension=self.max_dimension, keep=self.keep, unique=unique
+            )
+        except NotAnImage:
+            if not self.share_any:
+                raise
+            result = prepare.copy_as_is(source, dest, name, unique=unique)
         self.journal.set_prepared(share.id, str(result.path), result.content_hash, self.clock())
         crashpoint("after_prepare")
         return self._reload(share.id)

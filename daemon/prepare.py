@@ -6,6 +6,13 @@ pixels and the ICC profile: EXIF (GPS, camera, dates), XMP, IPTC, comments and P
 are dropped. When nothing has to change but the metadata (no resize, no rotation), JPEG,
 PNG, GIF and WebP files are stripped losslessly: the container is rewritten and the
 compressed image data is copied byte for byte. Everything else is decoded and re-encoded.
+
+With keep_metadata (FADELINK_KEEP_METADATA) the descriptive metadata stays: EXIF camera,
+exposure and date tags, XMP, comments and PNG text. What describes the stored pixels rather
+than the photo is still dropped or rewritten (orientation, embedded thumbnails, maker notes,
+sizes), and so are GPS and place names unless keep_location is also set.
+
+Files that are not images can be copied unmodified (copy_as_is, for FADELINK_SHARE_ANY).
 """
 
 from __future__ import annotations
@@ -15,19 +22,24 @@ import errno
 import hashlib
 import io
 import logging
+import mimetypes
 import os
 import re
 import stat
+import struct
 import tempfile
+import unicodedata
 import warnings
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pillow_heif
-from PIL import ExifTags, Image, ImageFile, JpegImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFile, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError
 
 from daemon.errors import BadImage, IncompleteImage, NotAnImage, TransientError
 
@@ -76,12 +88,31 @@ _HEIF_BRANDS = frozenset(
 
 @dataclass(frozen=True)
 class Prepared:
-    path: Path  # the written file: dest_dir / f"{name}{ext}"
-    ext: str  # ".jpg", ".png", ".gif", ".webp", ".avif"
+    path: Path  # the written file: dest_dir / f"{name}{ext}" (or name-2... when unique)
+    ext: str  # ".jpg", ".png", ".gif", ".webp", ".avif" (copy_as_is: the source's, or "")
     mime: str  # "image/jpeg" ...
-    width: int
+    width: int  # 0 for a file copied as is
     height: int
     content_hash: str  # sha256 hex of the SOURCE file's bytes as read
+
+
+@dataclass(frozen=True)
+class Keep:
+    """What the copy keeps besides pixels and ICC profile (FADELINK_KEEP_METADATA/LOCATION)."""
+
+    metadata: bool = False
+    location: bool = False  # GPS and place names; only together with metadata
+
+
+def shareable_stem(filename: str) -> str:
+    """A file name's stem made safe to use as a remote name (FADELINK_KEEP_NAMES).
+
+    Letters (any script), digits, "-", "_" and "." stay; everything else (spaces, slashes,
+    quotes, control characters) becomes "_". Never empty, never hidden, at most 100 chars.
+    """
+    stem = unicodedata.normalize("NFC", Path(filename).stem)
+    stem = re.sub(r"[^\w.-]+", "_", stem).strip("._-")[:100].rstrip("._-")
+    return stem or "photo"
 
 
 def sniff(source: Path) -> str | None:
@@ -114,14 +145,24 @@ def sniff(source: Path) -> str | None:
             return _magic_format(head)
 
 
-def prepare(source: Path, dest_dir: Path, name: str, *, max_dimension: int) -> Prepared:
+def prepare(
+    source: Path,
+    dest_dir: Path,
+    name: str,
+    *,
+    max_dimension: int,
+    keep: Keep = Keep(),
+    unique: bool = False,
+) -> Prepared:
     """Write the shareable copy of `source` to dest_dir / (name + ext) and describe it.
 
     Orientation is applied to the pixels; the longest side is shrunk to max_dimension
-    (0 keeps the size); only the ICC profile survives of the metadata. Formats: PNG, JPEG,
-    GIF and WebP stay what they are, AVIF too when Pillow can write it; animations keep
-    all their frames; HEIF, TIFF and everything else become JPEG, or PNG when they have
-    transparency. The write is atomic (temporary file in dest_dir, then os.replace).
+    (0 keeps the size); only the ICC profile survives of the metadata unless `keep` says
+    otherwise. Formats: PNG, JPEG, GIF and WebP stay what they are, AVIF too when Pillow
+    can write it; animations keep all their frames; HEIF, TIFF and everything else become
+    JPEG, or PNG when they have transparency. The write is atomic (temporary file in
+    dest_dir, then a rename). With unique, an existing file is never replaced: the name
+    becomes name-2, name-3...
 
     Raises NotAnImage (not an image Pillow reads, gone, not a regular file), IncompleteImage
     (cut short or does not decode: maybe still being written), BadImage (decompression
@@ -135,11 +176,51 @@ def prepare(source: Path, dest_dir: Path, name: str, *, max_dimension: int) -> P
     data = _read_source(source)
     content_hash = hashlib.sha256(data).hexdigest()
     with _decoding(source), _open_image(data, source) as im:
-        body, out_format, size = _prepare_image(im, data, source, max_dimension)
+        body, out_format, size = _prepare_image(im, data, source, max_dimension, keep)
     ext, mime = _OUTPUTS[out_format]
-    path = dest_dir / f"{name}{ext}"
-    _write_atomic(path, body, source)
+    path = _write_atomic(dest_dir / f"{name}{ext}", body, source, unique=unique)
     return Prepared(path, ext, mime, size[0], size[1], content_hash)
+
+
+def copy_as_is(source: Path, dest_dir: Path, name: str, *, unique: bool = False) -> Prepared:
+    """Copy a file that is not an image unmodified (FADELINK_SHARE_ANY): nothing is stripped.
+
+    The same care as for photos: a symlink is never followed, only regular files, written
+    atomically. The extension is the source's (lower case), the type guessed from it.
+    """
+    if not name or name in (".", "..") or "/" in name or os.sep in name:
+        raise ValueError(f"name must be a plain file name, not {name!r}")
+    suffix = source.suffix.lower()
+    ext = suffix if re.fullmatch(r"\.[a-z0-9]{1,10}", suffix) else ""
+    mime = (mimetypes.guess_type(f"x{ext}")[0] if ext else None) or "application/octet-stream"
+    dest = dest_dir / f"{name}{ext}"
+    digest = hashlib.sha256()
+    with os.fdopen(_open_source(source), "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise NotAnImage(f"{source.name} is not a regular file; only files are shared.")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{dest.name}.", suffix=".part")
+        except OSError as err:
+            raise _write_error(source, dest, err) from err
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := _read_chunk(f, source):
+                    digest.update(chunk)
+                    out.write(chunk)
+                if out.tell() == 0:
+                    raise IncompleteImage(
+                        f"{source.name} is empty: it is probably still being written."
+                    )
+                out.flush()
+                os.fsync(out.fileno())
+            path = _place(Path(tmp), dest, unique)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(err, OSError):
+                raise _write_error(source, dest, err) from err
+            raise
+    return Prepared(path, ext, mime, 0, 0, digest.hexdigest())
 
 
 def thumbnail(prepared: Path, dest: Path, size: int = 256) -> Path:
@@ -176,7 +257,7 @@ def thumbnail(prepared: Path, dest: Path, size: int = 256) -> Path:
 
 
 def _prepare_image(
-    im: ImageFile.ImageFile, data: bytes, source: Path, max_dimension: int
+    im: ImageFile.ImageFile, data: bytes, source: Path, max_dimension: int, keep: Keep
 ) -> tuple[bytes, str, tuple[int, int]]:
     fmt = _format_of(im)
     size = im.size
@@ -187,12 +268,15 @@ def _prepare_image(
         orientation = _orientation(im)
     target = _target_size(size, max_dimension)
     animated = fmt in _ANIMATABLE and _frame_count(im, source) > 1
+    carry = (
+        _Carry.read(im, keep, _shown_size(target or size, orientation)) if keep.metadata else None
+    )
     stripper = _STRIPPERS.get(fmt)
     lossless_strip = stripper is not None and target is None and orientation == 1
     # Walk the container to its end even when re-encoding: a GIF cut between two frames
     # or a PNG without IEND still decodes. (Pillow notices a JPEG without EOI itself.)
     walk = stripper is not None and (lossless_strip or fmt != "JPEG")
-    stripped = stripper(data, source) if stripper and walk else None
+    stripped = stripper(data, source, carry) if stripper and walk else None
 
     if lossless_strip and stripped is not None:
         # Prove the file is complete: libjpeg still decodes every scan at 1/8 scale.
@@ -207,9 +291,15 @@ def _prepare_image(
     out_format = _output_format(fmt, im)
     lossless = fmt == "WEBP" and _webp_is_lossless(data)
     if animated and out_format == fmt:
-        return _encode_animation(im, fmt, source, target, orientation, lossless)
-    body, out_size = _encode_still(im, fmt, out_format, source, target, orientation, lossless)
+        return _encode_animation(im, fmt, source, target, orientation, lossless, carry)
+    body, out_size = _encode_still(
+        im, fmt, out_format, source, target, orientation, lossless, carry
+    )
     return body, out_format, out_size
+
+
+def _shown_size(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    return (size[1], size[0]) if orientation in (5, 6, 7, 8) else size
 
 
 def _output_format(fmt: str, im: Image.Image) -> str:
@@ -228,6 +318,7 @@ def _encode_still(
     target: tuple[int, int] | None,
     orientation: int,
     lossless: bool,
+    carry: _Carry | None,
 ) -> tuple[bytes, tuple[int, int]]:
     params: dict[str, Any] = {"lossless": lossless}
     box = None
@@ -250,7 +341,7 @@ def _encode_still(
     if orientation != 1:
         frame = frame.transpose(_UPRIGHT[orientation])
     frame = _output_mode(frame, out_format)
-    return _encode(frame, out_format, source, icc=icc, params=params), frame.size
+    return _encode(frame, out_format, source, icc=icc, params=params, carry=carry), frame.size
 
 
 def _encode_animation(
@@ -260,12 +351,11 @@ def _encode_animation(
     target: tuple[int, int] | None,
     orientation: int,
     lossless: bool,
+    carry: _Carry | None,
 ) -> tuple[bytes, str, tuple[int, int]]:
     icc = im.info.get("icc_profile")
     loop = im.info.get("loop")
-    out_size = target or im.size
-    if orientation in (5, 6, 7, 8):
-        out_size = (out_size[1], out_size[0])
+    out_size = _shown_size(target or im.size, orientation)
     limit = Image.MAX_IMAGE_PIXELS
     count = _frame_count(im, source)
     if limit is not None and count * out_size[0] * out_size[1] > 2 * limit:
@@ -298,12 +388,18 @@ def _encode_animation(
         # Frames are whole composited canvases: clear each before drawing the next, or
         # pixels turning transparent would keep showing the previous frame.
         params["disposal"] = 2
-    body = _encode(frames[0], fmt, source, icc=icc, params=params)
+    body = _encode(frames[0], fmt, source, icc=icc, params=params, carry=carry)
     return body, fmt, frames[0].size
 
 
 def _encode(
-    frame: Image.Image, fmt: str, source: Path, *, icc: bytes | None, params: dict[str, Any]
+    frame: Image.Image,
+    fmt: str,
+    source: Path,
+    *,
+    icc: bytes | None,
+    params: dict[str, Any],
+    carry: _Carry | None = None,
 ) -> bytes:
     """Encode with only what we pass: Pillow would copy comments and more from frame.info."""
     options: dict[str, Any] = {}
@@ -329,6 +425,8 @@ def _encode(
         options["transparency"] = frame.info["transparency"]
     if icc and _icc_matches(icc, frame.mode):
         options["icc_profile"] = icc
+    if carry is not None:
+        options.update(carry.save_options(fmt))
     for f in [frame, *options.get("append_images", ())]:
         f.info = {}
     buf = io.BytesIO()
@@ -340,6 +438,148 @@ def _encode(
             "PNG in an image editor and share that instead."
         ) from err
     return buf.getvalue()
+
+
+# --- metadata kept with FADELINK_KEEP_METADATA -----------------------------------------
+
+# IFD0 tags that describe the photo; the rest of IFD0 describes how the source stored its
+# pixels (strips, compression, orientation, thumbnail pointers) and must not be carried.
+_EXIF_IFD0_KEPT = frozenset(
+    {
+        0x010E, 0x010F, 0x0110, 0x011A, 0x011B, 0x0128, 0x0131, 0x0132, 0x013B, 0x013C,
+        0x0213, 0x4746, 0x4749, 0x8298, 0x9C9B, 0x9C9C, 0x9C9D, 0x9C9E, 0x9C9F,
+    }
+)  # fmt: skip
+# From the Exif IFD: the maker note (a vendor blob with offsets into the original file,
+# which a rewrite breaks) and the interoperability pointer go; the pixel size is rewritten.
+_EXIF_MAKER_NOTE, _EXIF_INTEROP, _EXIF_WIDTH, _EXIF_HEIGHT = 0x927C, 0xA005, 0xA002, 0xA003
+# XMP properties that describe the stored pixels, not the photo: after a rotation or a
+# crop they are wrong (a stale tiff:Orientation turns the photo in some viewers) and a
+# thumbnail shows the uncropped original.
+_XMP_PIXELS = (
+    "Orientation", "ImageWidth", "ImageLength", "PixelXDimension", "PixelYDimension",
+    "Thumbnails", "NativeDigest",
+)  # fmt: skip
+# Location: GPS properties and place names (XMP copies of the IPTC location fields).
+_XMP_LOCATION = (
+    "GPS[A-Za-z]*", "City", "State", "Country", "CountryCode", "CountryName",
+    "ProvinceState", "Sublocation", "WorldRegion", "Location", "LocationCreated",
+    "LocationShown",
+)  # fmt: skip
+_MAX_SEGMENT = 65_000  # an EXIF or XMP block must fit one JPEG APP1 segment (64 KiB)
+_XMP_JPEG_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_XMP_PNG_KEY = "XML:com.adobe.xmp"
+
+
+@dataclass(frozen=True)
+class _Carry:
+    """The metadata a copy keeps with Keep(metadata=True), already cleaned for the copy."""
+
+    exif: bytes | None = None  # b"Exif\0\0" + a TIFF structure, as Pillow writes it
+    xmp: bytes | None = None
+    comment: bytes | None = None  # a JPEG or GIF comment
+    text: dict[str, str] = field(default_factory=dict)  # PNG text chunks
+
+    @classmethod
+    def read(cls, im: Image.Image, keep: Keep, size: tuple[int, int]) -> _Carry:
+        """From the opened source; size is the copy's (for the EXIF pixel size)."""
+        xmp = im.info.get("xmp") or im.info.get(_XMP_PNG_KEY)
+        comment = im.info.get("comment")
+        text = getattr(im, "text", None) or {}
+        return cls(
+            exif=_clean_exif(im, keep.location, size),
+            xmp=_clean_xmp(xmp, keep.location) if xmp else None,
+            comment=comment if isinstance(comment, bytes) and comment else None,
+            text={k: v for k, v in text.items() if isinstance(v, str) and _png_text_kept(k)},
+        )
+
+    def save_options(self, fmt: str) -> dict[str, Any]:
+        """Pillow save() options writing this metadata in fmt."""
+        options: dict[str, Any] = {}
+        if fmt in ("JPEG", "WEBP", "AVIF", "PNG") and self.exif:
+            options["exif"] = self.exif
+        if fmt in ("JPEG", "WEBP", "AVIF") and self.xmp:
+            options["xmp"] = self.xmp
+        if fmt in ("JPEG", "GIF") and self.comment:
+            options["comment"] = self.comment
+        if fmt == "PNG" and (self.text or self.xmp):
+            info = PngImagePlugin.PngInfo()
+            for key, value in self.text.items():
+                info.add_itxt(key, value)
+            if self.xmp:
+                info.add_itxt(_XMP_PNG_KEY, self.xmp.decode())
+            options["pnginfo"] = info
+        return options
+
+
+def _png_text_kept(key: str) -> bool:
+    # XMP is cleaned separately; ImageMagick's "Raw profile type exif/xmp/iptc" are hex
+    # copies of whole EXIF or XMP blocks, GPS included.
+    return key != _XMP_PNG_KEY and not key.lower().startswith("raw profile type")
+
+
+def _clean_exif(im: Image.Image, keep_location: bool, size: tuple[int, int]) -> bytes | None:
+    """A new EXIF block with only the descriptive tags of the source's (GPS if asked)."""
+    try:
+        source = im.getexif()
+        if not len(source):
+            return None
+        kept = Image.Exif()
+        for tag, value in source.items():
+            if tag in _EXIF_IFD0_KEPT:
+                kept[tag] = value
+        details = source.get_ifd(ExifTags.IFD.Exif)
+        details = {t: v for t, v in details.items() if t not in (_EXIF_MAKER_NOTE, _EXIF_INTEROP)}
+        if details:
+            details[_EXIF_WIDTH], details[_EXIF_HEIGHT] = size
+            kept[ExifTags.IFD.Exif] = details
+        gps = source.get_ifd(ExifTags.IFD.GPSInfo) if keep_location else None
+        if gps:
+            kept[ExifTags.IFD.GPSInfo] = dict(gps)
+        body = kept.tobytes() if len(kept) else None
+    except Exception as err:  # broken EXIF is dropped, never a reason to fail the share
+        log.debug("EXIF not kept, it does not parse: %s", err)
+        return None
+    return body if body and len(body) <= _MAX_SEGMENT else None
+
+
+def _clean_xmp(xmp: bytes | str, keep_location: bool) -> bytes | None:
+    """The XMP packet without pixel-describing properties (and location, unless kept).
+
+    Properties are removed in both XMP spellings (attribute and element); the result is
+    then parsed, and if any unwanted property is still there in some other spelling, or
+    the packet does not parse, it is dropped whole: this fails closed.
+    """
+    names = "(?:" + "|".join(_XMP_PIXELS + (() if keep_location else _XMP_LOCATION)) + ")"
+    try:
+        text = xmp.decode("utf-8") if isinstance(xmp, bytes) else xmp
+    except UnicodeDecodeError:
+        return None
+    if "<!DOCTYPE" in text or "<!ENTITY" in text:
+        return None  # XMP never needs them; entity expansion is a known XML attack
+    prefixed = rf"[A-Za-z_][\w.-]*:{names}"
+    text = re.sub(rf"\s{prefixed}\s*=\s*(?:\"[^\"]*\"|'[^']*')", "", text)
+    text = re.sub(rf"<({prefixed})(?:\s[^<>]*?)?(?:/>|>.*?</\1\s*>)", "", text, flags=re.S)
+    try:
+        root = ElementTree.fromstring(text.strip("\x00 \t\r\n"))
+    except ElementTree.ParseError:
+        return None
+    unwanted = re.compile(names)
+
+    def local(name: str) -> str:
+        return name.rpartition("}")[2]
+
+    for element in root.iter():
+        if unwanted.fullmatch(local(str(element.tag))) or any(
+            unwanted.fullmatch(local(a)) for a in element.attrib
+        ):
+            return None
+    body = text.encode("utf-8")
+    return body if len(body) <= _MAX_SEGMENT else None
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 # --- pixels ------------------------------------------------------------------------------
@@ -498,10 +738,11 @@ def _open_no_follow(source: Path) -> int:
     return os.open(source, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC)
 
 
-def _read_source(source: Path) -> bytes:
+def _open_source(source: Path) -> int:
+    """Open for reading without following a symlink; errors a person can act on."""
     name = source.name
     try:
-        fd = _open_no_follow(source)
+        return _open_no_follow(source)
     except FileNotFoundError as err:
         raise NotAnImage(f"{name} is gone: it was moved or deleted before it was read.") from err
     except PermissionError as err:
@@ -516,6 +757,18 @@ def _read_source(source: Path) -> bytes:
                 "the photo itself into the folder."
             ) from err
         raise IncompleteImage(f"{name} could not be opened ({err.strerror}).") from err
+
+
+def _read_chunk(f: io.BufferedReader, source: Path) -> bytes:
+    try:
+        return f.read(1 << 20)
+    except OSError as err:
+        raise IncompleteImage(f"{source.name} could not be read ({err.strerror}).") from err
+
+
+def _read_source(source: Path) -> bytes:
+    name = source.name
+    fd = _open_source(source)
     with os.fdopen(fd, "rb") as f:
         try:
             st = os.fstat(f.fileno())
@@ -656,7 +909,7 @@ def _magic_format(data: bytes) -> str | None:
     return None
 
 
-def _write_atomic(dest: Path, body: bytes, source: Path) -> None:
+def _write_atomic(dest: Path, body: bytes, source: Path, *, unique: bool = False) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     except OSError as err:
@@ -668,13 +921,31 @@ def _write_atomic(dest: Path, body: bytes, source: Path) -> None:
             # Without it a crash can leave an empty file under the final name (ext4
             # may commit the rename before the data).
             os.fsync(f.fileno())
-        os.replace(tmp, dest)
+        return _place(Path(tmp), dest, unique)
     except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(err, OSError):
             raise _write_error(source, dest, err) from err
         raise
+
+
+def _place(tmp: Path, dest: Path, unique: bool) -> Path:
+    """Give the finished temporary file its name: dest, or with unique the first free one
+    of dest, dest-2, dest-3... (a hard link fails on an existing name: no race, no clobber)."""
+    if not unique:
+        os.replace(tmp, dest)
+        return dest
+    stem, ext = dest.stem, dest.suffix
+    for n in range(1, 10_000):
+        candidate = dest if n == 1 else dest.with_name(f"{stem}-{n}{ext}")
+        try:
+            os.link(tmp, candidate)
+        except FileExistsError:
+            continue
+        os.unlink(tmp)
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free name", str(dest))
 
 
 def _write_error(source: Path, dest: Path, err: OSError) -> TransientError:
@@ -685,23 +956,36 @@ def _write_error(source: Path, dest: Path, err: OSError) -> TransientError:
 
 
 # --- lossless container stripping --------------------------------------------------------
-# Each stripper returns the file without metadata, None when the structure is unusual (the
-# caller re-encodes instead), or raises IncompleteImage when the data ends too early.
+# Each stripper returns the file without metadata (with carry: with that metadata instead),
+# None when the structure is unusual (the caller re-encodes instead), or raises
+# IncompleteImage when the data ends too early.
 
 
 class _CutShort(Exception):
     pass
 
 
-def _strip_jpeg(data: bytes, source: Path) -> bytes | None:
+def _strip_jpeg(data: bytes, source: Path, carry: _Carry | None) -> bytes | None:
     """Keep APP0 JFIF (without its thumbnail), APP2 ICC_PROFILE, APP14 Adobe and all
     non-APP segments; drop other APPn (EXIF, XMP, IPTC, MPF...), COM, and anything after
     EOI (second MPF pictures, motion-photo videos). Entropy-coded data is copied as is.
+    With carry, COM stays and carry's EXIF and XMP go in as APP1 segments. (IPTC, in
+    Photoshop's APP13, never stays: it mixes place names with Photoshop's own thumbnail.)
     """
     try:
-        return _walk_jpeg(data)
+        out = _walk_jpeg(data, keep_comments=carry is not None)
     except _CutShort as err:
         raise _incomplete(source, "JPEG", "it has no end-of-image marker") from err
+    if out is None or carry is None:
+        return out
+    segments = b""
+    for header, block in ((b"", carry.exif), (_XMP_JPEG_HEADER, carry.xmp)):
+        if block:
+            segments += b"\xff\xe1" + (2 + len(header) + len(block)).to_bytes(2, "big")
+            segments += header + block
+    # Right after SOI, or after the JFIF segment, which must come first when present.
+    at = 2 + (int.from_bytes(out[4:6], "big") + 2 if out[2:4] == b"\xff\xe0" else 0)
+    return out[:at] + segments + out[at:]
 
 
 def _scan_end(data: bytes, pos: int) -> int:
@@ -717,7 +1001,7 @@ def _scan_end(data: bytes, pos: int) -> int:
         pos += 2
 
 
-def _walk_jpeg(data: bytes) -> bytes | None:
+def _walk_jpeg(data: bytes, *, keep_comments: bool = False) -> bytes | None:
     if not data.startswith(b"\xff\xd8"):
         return None
     out = [b"\xff\xd8"]
@@ -756,6 +1040,7 @@ def _walk_jpeg(data: bytes) -> bytes | None:
         elif (
             (marker == 0xE2 and payload.startswith(b"ICC_PROFILE\x00"))
             or (marker == 0xEE and payload.startswith(b"Adobe"))
+            or (marker == 0xFE and keep_comments)
             or not (0xE0 <= marker <= 0xEF or marker == 0xFE)
         ):
             out.append(b"\xff" + bytes((marker,)) + data[pos:end])
@@ -777,10 +1062,22 @@ _PNG_KEEP = frozenset(
 )  # fmt: skip
 
 
-def _strip_png(data: bytes, source: Path) -> bytes | None:
+_PNG_TEXT = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+
+
+def _strip_png(data: bytes, source: Path, carry: _Carry | None) -> bytes | None:
+    """With carry, text chunks (but XMP and raw profiles) and tIME stay, and carry's EXIF
+    and XMP go in as eXIf and iTXt chunks before the image data."""
     if not data.startswith(_PNG_SIGNATURE):
         return None
     out = [_PNG_SIGNATURE]
+    extra = []
+    if carry is not None and carry.exif:
+        extra.append(_png_chunk(b"eXIf", carry.exif.removeprefix(b"Exif\x00\x00")))
+    if carry is not None and carry.xmp:
+        extra.append(
+            _png_chunk(b"iTXt", _XMP_PNG_KEY.encode() + b"\x00\x00\x00\x00\x00" + carry.xmp)
+        )
     pos, n = len(_PNG_SIGNATURE), len(data)
     while pos + 12 <= n:
         length = int.from_bytes(data[pos : pos + 4], "big")
@@ -788,7 +1085,10 @@ def _strip_png(data: bytes, source: Path) -> bytes | None:
         end = pos + 12 + length
         if end > n:
             break
-        if kind in _PNG_KEEP:
+        if kind == b"IDAT" and extra:
+            out.extend(extra)
+            extra = []
+        if kind in _PNG_KEEP or (carry is not None and _png_chunk_kept(kind, data, pos)):
             out.append(data[pos:end])
         elif not kind[0] & 0x20:  # an unknown critical chunk: don't guess, re-encode
             return None
@@ -798,12 +1098,24 @@ def _strip_png(data: bytes, source: Path) -> bytes | None:
     raise _incomplete(source, "PNG", "it has no end chunk (IEND)")
 
 
-def _strip_gif(data: bytes, source: Path) -> bytes | None:
+def _png_chunk_kept(kind: bytes, data: bytes, pos: int) -> bool:
+    """With KEEP_METADATA: tIME, and text chunks but XMP and raw profiles (see _Carry)."""
+    if kind == b"tIME":
+        return True
+    if kind not in _PNG_TEXT:
+        return False
+    length = int.from_bytes(data[pos : pos + 4], "big")
+    key = data[pos + 8 : pos + 8 + length].split(b"\x00", 1)[0].decode("latin-1")
+    return _png_text_kept(key)
+
+
+def _strip_gif(data: bytes, source: Path, carry: _Carry | None) -> bytes | None:
     """Keep image data, graphic-control and plain-text extensions, the looping (NETSCAPE
-    and ANIMEXTS) and ICC application extensions; drop comments and other extensions (XMP).
+    and ANIMEXTS) and ICC application extensions; drop comments (kept with carry) and
+    other extensions (XMP).
     """
     try:
-        return _walk_gif(data)
+        return _walk_gif(data, keep_comments=carry is not None)
     except (_CutShort, IndexError) as err:
         raise _incomplete(source, "GIF", "it has no end marker") from err
 
@@ -811,7 +1123,7 @@ def _strip_gif(data: bytes, source: Path) -> bytes | None:
 _GIF_KEEP_APPS = (b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012")
 
 
-def _walk_gif(data: bytes) -> bytes | None:
+def _walk_gif(data: bytes, *, keep_comments: bool = False) -> bytes | None:
     if data[:6] not in (b"GIF87a", b"GIF89a") or len(data) < 13:
         return None
     pos = 13
@@ -846,7 +1158,11 @@ def _walk_gif(data: bytes) -> bytes | None:
             if end > len(data):
                 raise _CutShort
             app = data[pos + 3 : pos + 3 + 11] if data[pos + 2] == 11 else b""
-            if label in (0xF9, 0x01) or (label == 0xFF and app in _GIF_KEEP_APPS):
+            if (
+                label in (0xF9, 0x01)
+                or (label == 0xFF and app in _GIF_KEEP_APPS)
+                or (label == 0xFE and keep_comments)
+            ):
                 out.append(data[pos:end])
             pos = end
         else:
@@ -858,14 +1174,28 @@ def _walk_gif(data: bytes) -> bytes | None:
 _WEBP_KEEP = frozenset({b"VP8X", b"ICCP", b"ANIM", b"ANMF", b"ALPH", b"VP8 ", b"VP8L"})
 
 
-def _strip_webp(data: bytes, source: Path) -> bytes | None:
-    """Drop EXIF, XMP and unknown chunks, and clear their flags in the VP8X header."""
+def _strip_webp(data: bytes, source: Path, carry: _Carry | None) -> bytes | None:
+    """Drop EXIF, XMP and unknown chunks, and clear their flags in the VP8X header. With
+    carry, its EXIF and XMP go in at the end (where the WebP spec puts them), flagged."""
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
         return None
     end = 8 + int.from_bytes(data[4:8], "little")
     if end > len(data):
         raise _incomplete(source, "WebP", "shorter than its RIFF header says")
     out = []
+    extra = []
+    flags_kept = 0
+    has_vp8x = data[12:16] == b"VP8X"
+    for kind, block, flag in (
+        (b"EXIF", carry and carry.exif, 0x08),
+        (b"XMP ", carry and carry.xmp, 0x04),
+    ):
+        if block and has_vp8x:  # without VP8X (simple format) there is no place for them
+            block = block.removeprefix(b"Exif\x00\x00")
+            extra.append(
+                kind + len(block).to_bytes(4, "little") + block + b"\x00" * (len(block) & 1)
+            )
+            flags_kept |= flag
     pos = 12
     while pos + 8 <= end:
         kind = data[pos : pos + 4]
@@ -875,12 +1205,12 @@ def _strip_webp(data: bytes, source: Path) -> bytes | None:
             raise _incomplete(source, "WebP", f"its {name} chunk is cut short")
         chunk = data[pos : pos + 8 + size] + (b"\x00" if size & 1 else b"")  # RIFF pads to even
         if kind == b"VP8X":
-            flags = chunk[8] & ~(0x08 | 0x04)  # clear "has EXIF" and "has XMP"
+            flags = chunk[8] & ~(0x08 | 0x04) | flags_kept  # "has EXIF", "has XMP"
             out.append(chunk[:8] + bytes((flags,)) + chunk[9:])
         elif kind in _WEBP_KEEP:
             out.append(chunk)
         pos += 8 + size + (size & 1)
-    body = b"".join(out)
+    body = b"".join(out + extra)
     return b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body
 
 

@@ -28,6 +28,10 @@ EXAMPLES = {
     "local_bind": "0.0.0.0:8787 or 127.0.0.1:8787",
     "local_public_url": "https://photos.example.org/fade",
     "max_dimension": "2560 (0 keeps the size)",
+    "keep_metadata": "true or false",
+    "keep_location": "true or false",
+    "keep_names": "true or false",
+    "share_any": "true or false",
     "settle": "0.3s or 2s",
     "notify": "ready,vanished,viewed,errors (any of them, comma-separated; empty for none)",
     "dropbox_app_key": "the App key from your app's page in the Dropbox App Console",
@@ -68,6 +72,13 @@ class Settings(BaseSettings):
     local_bind: str = "0.0.0.0:8787"
     local_public_url: str | None = None
     max_dimension: int = Field(default=2560, ge=0, le=100_000)
+    # Photo metadata (camera, dates, XMP) stays; GPS only with keep_location too.
+    keep_metadata: bool = False
+    keep_location: bool = False
+    # Remote names keep the original file name (sanitised) instead of a random one.
+    keep_names: bool = False
+    # Non-images are shared unmodified, with whatever metadata they carry.
+    share_any: bool = False
     settle: str = "1s"
     notify: str = ",".join(NOTIFY_KINDS)
     # Dropbox (FADELINK_BACKEND=dropbox): see `fadelink auth dropbox` and the README.

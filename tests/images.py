@@ -15,14 +15,20 @@ containing SECRET, so a test can look for leaks in the raw bytes too.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PIL import ExifTags, Image, PngImagePlugin
 
 SECRET = "fadelink-secret-7f3a"  # in the comment, XMP, PNG text and camera model
 TEST_MAKE = "FadelinkTestCam"
+TEST_OWNER = f"Owner {SECRET}"
+TEST_SERIAL = "SN-4242-1337"
 GPS_LATITUDE = (48.0, 51.0, 30.24)  # N, degrees / minutes / seconds
 GPS_LONGITUDE = (2.0, 17.0, 40.2)  # E
 QUADRANT_COLORS = ((220, 30, 30), (30, 200, 30), (30, 30, 220), (230, 220, 30))
@@ -64,13 +70,17 @@ def pattern(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
 
 
 def gps_exif(orientation: int | None = None) -> Image.Exif:
-    """An EXIF block with camera make/model, a date and a GPS position."""
+    """An EXIF block with camera make/model, owner, serial number, a date and a GPS position."""
     exif = Image.Exif()
     exif[ExifTags.Base.Make] = TEST_MAKE
     exif[ExifTags.Base.Model] = SECRET
     exif[ExifTags.Base.DateTime] = "2024:05:01 12:34:56"
     if orientation is not None:
         exif[ExifTags.Base.Orientation] = orientation
+    details = exif.get_ifd(ExifTags.IFD.Exif)
+    details[ExifTags.Base.CameraOwnerName] = TEST_OWNER
+    details[ExifTags.Base.BodySerialNumber] = TEST_SERIAL
+    details[ExifTags.Base.DateTimeOriginal] = "2024:05:01 12:34:56"
     gps = exif.get_ifd(ExifTags.IFD.GPSInfo)
     gps[ExifTags.GPS.GPSLatitudeRef] = "N"
     gps[ExifTags.GPS.GPSLatitude] = GPS_LATITUDE
@@ -164,7 +174,13 @@ def metadata_leaks(path: Path) -> list[str]:
     bytes. Empty when clean. (Orientation alone is reported too: it must be applied.)"""
     leaks = []
     raw = path.read_bytes()
-    for marker in (SECRET.encode(), TEST_MAKE.encode(), b"Exif\x00\x00", b"xmpmeta"):
+    for marker in (
+        SECRET.encode(),
+        TEST_MAKE.encode(),
+        TEST_SERIAL.encode(),
+        b"Exif\x00\x00",
+        b"xmpmeta",
+    ):
         if marker in raw:
             leaks.append(f"bytes {marker!r}")
     with Image.open(path) as im:
@@ -206,3 +222,48 @@ def exiftool_leaks(path: Path) -> list[str] | None:
         if private or SECRET in str(value):
             leaks.append(f"{key}={value}")
     return leaks
+
+
+def exiftool(*paths: Path) -> list[dict[str, Any]]:
+    """What exiftool, an independent reader, finds in each file: one dict per path, keyed
+    "Family0:Family1:Tag" (e.g. "EXIF:GPS:GPSLatitude", "MakerNotes:Nikon:ISO").
+
+    exiftool is required (.ci/run installs libimage-exiftool-perl): without it the test is
+    skipped, or fails with FADELINK_REQUIRE_TESTDATA=1.
+    """
+    tool = shutil.which("exiftool")
+    if tool is None:
+        message = "exiftool is not installed (Debian: libimage-exiftool-perl)"
+        if os.environ.get("FADELINK_REQUIRE_TESTDATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    out = subprocess.run(
+        [tool, "-j", "-G0:1", "-a", "-u", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    by_file = {Path(entry["SourceFile"]): entry for entry in json.loads(out)}
+    return [by_file[path] for path in paths]
+
+
+# What must never leave the machine by default, by exiftool's tag names.
+_PRIVATE = re.compile(r"GPS|Serial|Owner|Thumbnail|PreviewImage|MakerNote")
+
+
+def private_tags(tags: dict[str, Any]) -> list[str]:
+    """GPS, serial numbers, owner names, maker notes and embedded thumbnails in exiftool's
+    output (see exiftool()), as "key=value" strings."""
+    found = []
+    for key, value in tags.items():
+        family0, _, rest = key.partition(":")
+        if family0 in ("File", "ExifTool", "SourceFile"):
+            continue
+        if family0 == "MakerNotes" or _PRIVATE.search(rest):
+            found.append(f"{key}={value}")
+    return found
+
+
+def orientation_tags(tags: dict[str, Any]) -> list[str]:
+    """Every orientation tag exiftool sees (EXIF, XMP or any other)."""
+    return [f"{k}={v}" for k, v in tags.items() if k.endswith(":Orientation")]

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -27,21 +28,32 @@ from PIL import (
 )
 
 from daemon.errors import BadImage, IncompleteImage, NotAnImage
-from daemon.prepare import Prepared, prepare, sniff, thumbnail
+from daemon.prepare import Keep, Prepared, prepare, sniff, thumbnail
 from tests.images import (
     SECRET,
     STORE_FOR_ORIENTATION,
+    exiftool,
     exiftool_leaks,
     gps_exif,
     is_upright,
     make_jpeg,
     make_png,
     metadata_leaks,
+    orientation_tags,
     pattern,
+    private_tags,
 )
-from tests.photos import shared_photo
+from tests.photos import PHOTOS, shared_photo
 
 GPS_PHOTOS = ["jpg_gps_DSCN0010.jpg", "jpg_gps_DSCN0012.jpg", "jpg_Canon_40D.jpg"]
+# Every real file (a placeholder when the folder is missing: shared_photo skips or fails).
+ALL_PHOTOS = (
+    sorted(p.name for p in PHOTOS.iterdir() if p.suffix != ".md")
+    if PHOTOS.is_dir()
+    else ["../shared/testdata/photos"]
+)
+# exiftool groups (family 0) a stripped copy may have: none of them is metadata about the photo.
+CLEAN_GROUPS = {"SourceFile", "ExifTool", "File", "JFIF", "Composite", "ICC_Profile", "APP14"}
 BROKEN_EXIF = ["jpg_corrupted.jpg", "jpg_invalid_image00971.jpg", "jpg_invalid_image01551.jpg"]
 
 
@@ -113,6 +125,39 @@ def make_animation(path: Path, fmt: str, colors: list[tuple[int, int, int]]) -> 
 
 
 # --- metadata ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ALL_PHOTOS)
+def test_every_real_photo_comes_out_with_nothing_private(name, out):
+    """Each file, kept and shrunk, stripped and with KEEP_METADATA, read back by exiftool."""
+    source = shared_photo(name)
+    results = [
+        (prepare(source, out, f"p{bound}_{keep.metadata}", max_dimension=bound, keep=keep), keep)
+        for bound in (0, 300)
+        for keep in (Keep(), Keep(metadata=True))
+    ]
+    source_tags, *copies = exiftool(source, *(r.path for r, _ in results))
+    for (result, keep), tags in zip(results, copies, strict=True):
+        where = f"{name} -> {result.path.name}"
+        assert orientation_tags(tags) == [], where
+        if not keep.metadata:
+            assert private_tags(tags) == [], where
+            assert {k.split(":")[0] for k in tags} <= CLEAN_GROUPS, where
+            continue
+        # Kept metadata still never carries location, maker notes or thumbnails...
+        leaks = [t for t in private_tags(tags) if not re.search("Serial|Owner", t)]
+        assert leaks == [], where
+        # ...but does carry the camera.
+        model = source_tags.get("EXIF:IFD0:Model")
+        assert tags.get("EXIF:IFD0:Model") == model, where
+
+
+def test_the_real_photos_do_carry_what_must_be_stripped():
+    # Otherwise the test above could not fail.
+    names = [n for n in ALL_PHOTOS if not n.startswith("..")]
+    found = " ".join(t for tags in exiftool(*map(shared_photo, names)) for t in private_tags(tags))
+    for private in ("GPS:GPSLatitude", "SerialNumber", "MakerNotes:", "ThumbnailImage"):
+        assert private in found
 
 
 @pytest.mark.parametrize("name", GPS_PHOTOS)
@@ -391,7 +436,7 @@ def test_truncated_real_jpeg_is_incomplete(tmp_path, out):
     source = tmp_path / "half.jpg"
     source.write_bytes(data[: len(data) // 2])
     for max_dimension in (0, 2560):
-        with pytest.raises(IncompleteImage, match="half.jpg"):
+        with pytest.raises(IncompleteImage, match=r"half\.jpg \(JPEG\) is cut short or damaged"):
             prepare(source, out, "p", max_dimension=max_dimension)
     assert_nothing_written(out)
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
@@ -438,6 +483,7 @@ def test_decompression_bomb_is_refused(width, height, pixels, tmp_path, out):
         with pytest.raises(BadImage) as err:
             prepare(source, out, "p", max_dimension=2560)
     assert "bomb.png" in str(err.value) and pixels in str(err.value)
+    assert "decompression bomb" in str(err.value)
     assert not [w for w in escaped if issubclass(w.category, Image.DecompressionBombWarning)]
     assert warnings.filters == filters_before  # no filter leaked to the rest of the process
     assert_nothing_written(out)

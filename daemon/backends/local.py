@@ -21,6 +21,10 @@ MIME = {
     ".gif": "image/gif",
     ".webp": "image/webp",
     ".avif": "image/avif",
+    # FADELINK_SHARE_ANY: videos play in the browser; anything else is served for download.
+    ".mp4": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
 }
 
 
@@ -37,7 +41,25 @@ class LocalBackend:
         self._base_url = base_url
 
     def remote_path(self, prepared: Path) -> str:
-        return secrets.token_urlsafe(16) + prepared.suffix.lower()
+        """The prepared file's name (random, or the original with FADELINK_KEEP_NAMES), made
+        unique among the served files by a -2, -3... suffix.
+
+        The name is reserved with an empty placeholder (exclusive create), so two shares of
+        IMG_0001.jpg never get the same one; the upload replaces it. The link's token is
+        random whatever the name.
+        """
+        self.served_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stem, ext = prepared.stem.lstrip(".") or "photo", prepared.suffix.lower()
+        for n in range(1, 10_000):
+            name = f"{stem}{ext}" if n == 1 else f"{stem}-{n}{ext}"
+            try:
+                os.close(os.open(self.path_of(name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise TransientError(f"could not reserve a served name: {exc.strerror}") from exc
+            return name
+        return secrets.token_urlsafe(16) + ext  # ten thousand namesakes alive: give up the name
 
     def path_of(self, remote_path: str) -> Path:
         # remote_path comes from our own journal, but never let it name anything outside.
@@ -51,7 +73,9 @@ class LocalBackend:
         try:
             os.replace(prepared, dest)
         except FileNotFoundError:
-            if not dest.exists():  # moved there before a crash: done; else it is truly lost
+            # Moved there before a crash: done; else (missing, or only the empty placeholder
+            # remote_path reserved) it is truly lost.
+            if not dest.exists() or dest.stat().st_size == 0:
                 raise PermanentError(
                     f"the prepared copy {prepared} vanished before it was served"
                 ) from None
