@@ -8,7 +8,7 @@ import logging
 
 from daemon import scheduler
 from daemon.durations import format_duration
-from daemon.errors import FadelinkError
+from daemon.errors import FadelinkError, NeedsSignIn, TransientError, Unreachable
 from daemon.handout import Handout
 from daemon.journal import Share, State
 from daemon.runtime import Runtime
@@ -60,11 +60,15 @@ class Expiry:
         except (FadelinkError, OSError) as exc:
             now = rt.clock()
             fresh = rt.journal.get(share.id) or share
-            attempts = rt.journal.revoke_failed(
-                share.id, str(exc), now + scheduler.retry_delay(fresh.attempts + 1), now
-            )
+            delay = scheduler.retry_delay(fresh.attempts + 1)
+            if isinstance(exc, TransientError) and exc.retry_after:
+                delay = max(delay, exc.retry_after)  # Retry-After: never sooner
+            attempts = rt.journal.revoke_failed(share.id, str(exc), now + delay, now)
             log.warning("could not revoke %s yet (attempt %d): %s", share.name, attempts, exc)
-            if attempts == 1:
+            if isinstance(exc, NeedsSignIn | Unreachable) and not rt.gate.waiting(share.backend):
+                # Retried the moment the backend is back (the gate says so once).
+                rt.spawn(rt.gate.wait(share.backend, exc))
+            if attempts == 1 and not isinstance(exc, NeedsSignIn):
                 await self.handout.error(
                     f"Could not revoke {share.name} yet",
                     f"{exc}. fadelink keeps retrying; `fadelink list` shows it.",

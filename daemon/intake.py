@@ -20,9 +20,11 @@ from daemon.coalesce import Coalescer, Release
 from daemon.errors import (
     BadImage,
     IncompleteImage,
+    NeedsSignIn,
     NotAnImage,
     PermanentError,
     TransientError,
+    Unreachable,
 )
 from daemon.folders import placement
 from daemon.handout import Handout
@@ -222,6 +224,10 @@ class Intake:
             log.error("%s: %s", path.name, exc)
             await self.handout.error("Could not share a photo", f"{path.name}: {exc}")
             return
+        except (NeedsSignIn, Unreachable) as exc:
+            # Stop uploading, keep the share: it goes once the backend is back.
+            rt.spawn(self._after_wait(share, exc))
+            return
         except TransientError as exc:
             delay = exc.retry_after or scheduler.retry_delay(attempt)
             log.warning("%s: %s; retrying in %.0f s", path.name, exc, delay)
@@ -238,6 +244,12 @@ class Intake:
         fresh = self.rt.journal.get(share.id)
         if fresh is not None and fresh.state in (State.PENDING, State.UPLOADING):
             await self._drive(fresh, attempt)
+
+    async def _after_wait(self, share: Share, cause: NeedsSignIn | Unreachable) -> None:
+        await self.rt.gate.wait(share.backend, cause, photo=Path(share.source).name)
+        fresh = self.rt.journal.get(share.id)
+        if fresh is not None and fresh.state in (State.PENDING, State.UPLOADING):
+            await self._drive(fresh)
 
     async def _after_share(self, path: Path) -> None:
         policy = self.rt.settings.after_share

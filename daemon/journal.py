@@ -406,6 +406,17 @@ class Journal:
             row = conn.execute("SELECT attempts FROM shares WHERE id=?", (share_id,)).fetchone()
         return int(row[0]) if row else 0
 
+    def retry_revocations_now(self, backend: str, now: float) -> int:
+        """The backend is back (signed in again, reachable again): its waiting revocations
+        are due at once instead of at their backoff time."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE shares SET next_attempt_at=NULL, updated_at=?"
+                " WHERE state='revoking' AND backend=?",
+                (now, backend),
+            )
+            return cur.rowcount
+
     def discard(self, share_id: str) -> None:
         """Undo add_pending for a file that turned out incomplete: it will be seen again."""
         with self._tx() as conn:

@@ -108,6 +108,12 @@ class Pipeline:
         PermanentError: the share is marked failed and the error re-raised.
         """
         try:
+            if share.once and not getattr(self.backend_for(share.backend), "view_once", True):
+                # Only fadelink's own link server can tell a view: refuse rather than pretend.
+                raise PermanentError(
+                    f"view-once links need the local backend (FADELINK_BACKEND=local); "
+                    f"{share.backend} cannot count views, so this photo was not shared"
+                )
             if share.state is State.PENDING:
                 share = self._prepare(share)
             if share.state is State.PENDING:

@@ -7,13 +7,16 @@ import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from daemon.journal import Journal
 from daemon.notify import Notifier
 from daemon.pipeline import Paths, Pipeline
 from daemon.server import LinkServer
 from daemon.settings import Settings
+
+if TYPE_CHECKING:
+    from daemon.gate import Gate
 
 log = logging.getLogger("daemon")
 
@@ -35,6 +38,16 @@ class Runtime:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task] = field(default_factory=set)
     _told: set[str] = field(default_factory=set)
+    _gate: Gate | None = None
+
+    @property
+    def gate(self) -> Gate:
+        """Where work waits while its backend is signed out or unreachable (daemon/gate.py)."""
+        if self._gate is None:
+            from daemon.gate import Gate
+
+            self._gate = Gate(self)
+        return self._gate
 
     async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking work (Pillow, file I/O, backend calls) off the event loop."""
