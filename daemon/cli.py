@@ -12,7 +12,7 @@ from pathlib import Path
 from daemon import __version__
 from daemon.durations import format_duration, parse_duration
 from daemon.errors import FadelinkError, IncompleteImage
-from daemon.journal import ACTIVE, Journal, State
+from daemon.journal import ACTIVE, Journal, Share, State
 from daemon.lock import AlreadyRunning, daemon_running
 from daemon.settings import Settings, SettingsError, load, unknown_names
 
@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("share", help="share files now, print their links")
     sh.add_argument("files", nargs="+", type=Path, metavar="FILE")
     sh.add_argument("--lifetime", help="how long the links live, e.g. 10m, 1h, 7d")
+    sh.add_argument(
+        "--once", action="store_true", help="view-once links: seen once, by one person, then gone"
+    )
+    sh.add_argument("--qr", action="store_true", help="also print each link as a QR code")
     ls = sub.add_parser("list", help="show current shares")
     ls.add_argument("--all", action="store_true", help="include vanished and failed shares")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
@@ -44,17 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     from daemon.auth import add_parser as add_auth_parser
 
     add_auth_parser(sub)
+    from daemon.service import add_parser as add_service_parser
+
+    add_service_parser(sub)
     return p
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="fadelink: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("watchdog", "asyncio", "PIL", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from daemon import logs
+
+    logs.setup(verbose)  # plain lines for the journal under systemd
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon import logs
     from daemon.app import run
+
+    logs.add_file()  # outside systemd, the daemon's log is also kept in a rotating file
 
     try:
         return run(settings)
@@ -112,6 +118,13 @@ def cmd_share(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         print(f"fadelink: --lifetime {args.lifetime!r}: use e.g. 90s, 15m, 1h, 7d", file=sys.stderr)
         return EXIT_USAGE
+    if args.once and settings.backend != "local":
+        print(
+            "fadelink: --once needs the local backend (FADELINK_BACKEND=local): only fadelink's "
+            "own link server can tell a view",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if settings.backend == "local" and daemon_running(settings.state_dir) is None:
         print(
             "fadelink: no daemon is running to serve the link; start `fadelink run` "
@@ -126,9 +139,9 @@ def cmd_share(settings: Settings, args: argparse.Namespace) -> int:
     status = 0
     for path in args.files:
         try:
-            share = pipeline.take(path.absolute(), lifetime, remember=False)
-            assert share is not None
-            share = pipeline.process(share)
+            taken = pipeline.take(path.absolute(), lifetime, remember=False, once=args.once)
+            assert taken is not None  # remember=False: always a new share
+            share = pipeline.process(taken.share)
         except IncompleteImage:
             print(f"fadelink: {path}: the image is incomplete; save it again", file=sys.stderr)
             status = 1
@@ -139,6 +152,11 @@ def cmd_share(settings: Settings, args: argparse.Namespace) -> int:
             continue
         journal.mark_announced(share.id)
         print(share.url, flush=True)
+        if args.qr:
+            from daemon import qr
+
+            # Colours only for a terminal; plain blocks when the output goes elsewhere.
+            print(qr.terminal(share.url, colour=sys.stdout.isatty()), end="", flush=True)
         last = share.url
     if last:
         result = clipboard.copy(last)
@@ -151,6 +169,14 @@ def _left(expires_at: float | None, now: float) -> str:
     if expires_at is None:
         return "-"
     return format_duration(expires_at - now) if expires_at > now else "overdue"
+
+
+def _views(share: Share) -> str:
+    """What the list adds about a link's kind and views, e.g. " (view once, opened)"."""
+    tags = ["view once"] if share.once else []
+    if share.views:
+        tags.append(f"opened {share.views}×" if share.views > 1 else "opened")
+    return f" ({', '.join(tags)})" if tags else ""
 
 
 def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,7 +198,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
             note = f"revocation failed, retrying: {s.last_error}"
         else:
             note = s.url or s.reason or ""
-        rows.append((s.id, str(s.state), _left(s.expires_at, now), s.name, note))
+        rows.append((s.id, str(s.state), _left(s.expires_at, now), s.name, note + _views(s)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4])
@@ -218,6 +244,12 @@ def cmd_auth(settings: Settings, args: argparse.Namespace) -> int:
     return auth(settings, args)
 
 
+def cmd_service(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.service import cmd_service as service
+
+    return service(settings, args)
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.public().items():
         print(f"{name}={value}")
@@ -231,4 +263,5 @@ COMMANDS = {
     "revoke": cmd_revoke,
     "config": cmd_config,
     "auth": cmd_auth,
+    "service": cmd_service,
 }

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from daemon import clipboard, prepare
+from daemon import clipboard, prepare, qr
 from daemon.durations import format_duration
 from daemon.journal import Share, State
 from daemon.notify import ButtonSpec
 from daemon.runtime import Runtime
+from daemon.server import NET_INTERNET, NET_LAN
+from daemon.views import SenderLinks
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class ErrorGroups:
 class Handout:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
+        self.sender_links = SenderLinks(rt.journal)
         # What the buttons call; set by the daemon once expiry exists (it needs us first).
         self.actions: Actions | None = None
         self._errors = ErrorGroups()
@@ -98,6 +101,11 @@ class Handout:
                     rt.paths.served / share.remote_path,
                     rt.paths.thumb_for(share.id),
                 )
+        if rt.settings.notify_qr:
+            # A QR code of the link instead of the photo: a phone nearby opens it by camera.
+            # Written over the thumbnail's file, so it is deleted with the share.
+            with contextlib.suppress(Exception):
+                thumb = await rt.blocking(qr.png, share.url, rt.paths.thumb_for(share.id))
         left = format_duration((share.expires_at or 0) - rt.clock())
         where = self.where()
         if copied.ok:
@@ -119,8 +127,8 @@ class Handout:
         self, share: Share, title: str, body: str, thumb: Path | None = None
     ) -> None:
         """A notification for one live link: a click opens it, the buttons act on it."""
-        url = share.url
-        assert url
+        # The sender's own link: opening it never counts as a view nor spends a view-once.
+        url = self.sender_links.for_share(share)
         await self.rt.notifier.show(
             title,
             body,
@@ -212,7 +220,7 @@ class Handout:
 
             return lambda: rt.spawn(act()) and None
 
-        url = last.url
+        url = self.sender_links.for_share(last)  # the sender's own: never counted as a view
         if self.wants("ready"):
             await rt.notifier.show(
                 f"{len(shares)} photos shared",
@@ -225,7 +233,7 @@ class Handout:
                 ],
             )
         if not copied.ok and not (self.wants("ready") and rt.notifier.verified):
-            log.warning("last link of %d shared (clipboard unavailable): %s", len(shares), url)
+            log.warning("last link of %d shared (clipboard unavailable): %s", len(shares), last.url)
         for share in shares:
             rt.journal.mark_announced(share.id)
         log.info("shared %d photos in a burst, disappearing in %s", len(shares), left)
@@ -256,6 +264,25 @@ class Handout:
     def open(self, url: str) -> None:
         # webbrowser honours BROWSER; it may block while a browser starts: not on the loop.
         self.rt.pool.submit(webbrowser.open, url)
+
+    async def viewed(self, share: Share) -> None:
+        """The view receipt: a link was opened for the first time (the sender never counts)."""
+        if not self.wants("viewed"):
+            return
+        shared_at = share.shared_at or share.created_at
+        after = format_duration((share.first_view_at or self.rt.clock()) - shared_at)
+        where = {NET_LAN: "From this network.", NET_INTERNET: "From the internet."}
+        body = where.get(share.viewer_net or "", "")
+        if share.once:
+            left = format_duration((share.expires_at or 0) - self.rt.clock())
+            body += f" It was a view-once link: the photo disappears in {left}."
+        log.info("%s (%s) was opened, %s after sharing", share.name, share.id, after)
+        mine = self.sender_links.for_share(share)  # a click shows it to the sender, uncounted
+        await self.rt.notifier.show(
+            f"Your photo {share.name} was opened, {after} after sharing",
+            body.strip(),
+            on_clicked=lambda: self.open(mine),
+        )
 
     async def vanished(self, shares: list[Share]) -> None:
         if not shares or not self.wants("vanished"):

@@ -180,6 +180,7 @@ class Share:
             "once": bool(self.once),
             "views": self.views,
             "first_view_at": iso(self.first_view_at),
+            "viewer_net": self.viewer_net,  # "same network" or "internet": nothing more
         }
 
 
@@ -323,13 +324,19 @@ class Journal:
         lifetime_s: int,
         now: float,
         remember: bool = True,
-    ) -> Share | None:
-        """Record a new share; None when this exact file version was already taken.
+        content_hash: str | None = None,
+        folder: str = "",
+        once: bool = False,
+    ) -> tuple[Share, bool] | None:
+        """Record a new share: (share, False); None when this file version was already taken.
 
-        The seen-row and the share are written in one transaction: that is what makes a file
-        shared exactly once however many events or rescans report it.
+        With `content_hash`, the same content already shared from the same folder and still
+        alive is reused: (that share, True). The seen-row and the share are written in one
+        transaction: that is what makes a file shared exactly once however many events or
+        rescans report it.
         """
         share_id = secrets.token_hex(4)
+        duplicate = False
         with self._tx() as conn:
             if remember:
                 row = conn.execute(
@@ -337,19 +344,40 @@ class Journal:
                 ).fetchone()
                 if row is not None and (row[0], row[1]) == (size, mtime_ns):
                     return None
+            if content_hash is not None and not once:
+                row = conn.execute(
+                    "SELECT id FROM shares WHERE content_hash=? AND folder=? AND once=0"
+                    " AND backend=? AND state IN ('pending', 'uploading', 'live')"
+                    " AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at DESC",
+                    (content_hash, folder, backend, now),
+                ).fetchone()
+                if row is not None:
+                    share_id, duplicate = row[0], True
+            if remember:
                 conn.execute(
                     "INSERT OR REPLACE INTO seen(path, size, mtime_ns, share_id, seen_at)"
                     " VALUES (?, ?, ?, ?, ?)",
                     (source, size, mtime_ns, share_id, now),
                 )
-            conn.execute(
-                "INSERT INTO shares(id, source, source_size, source_mtime_ns, backend,"
-                " lifetime_s, state, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (share_id, source, size, mtime_ns, backend, lifetime_s, "pending", now, now),
-            )
+            if not duplicate:
+                conn.execute(
+                    "INSERT INTO shares(id, source, source_size, source_mtime_ns, backend,"
+                    " lifetime_s, state, created_at, updated_at, content_hash, folder, once)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (share_id, source, size, mtime_ns, backend, lifetime_s, "pending", now, now,
+                     content_hash, folder, int(once)),
+                )
         share = self.get(share_id)
         assert share is not None
-        return share
+        return share, duplicate
+
+    def forget_missing(self, present: set[str], now: float) -> int:
+        """Drop seen-rows of files no longer in the folder (removed while stopped)."""
+        with self._tx() as conn:
+            rows = conn.execute("SELECT path FROM seen").fetchall()
+            gone = [(r[0],) for r in rows if r[0] not in present]
+            conn.executemany("DELETE FROM seen WHERE path=?", gone)
+        return len(gone)
 
     def _move(self, share_id: str, dst: State, now: float, **fields: Any) -> bool:
         """Conditional transition: succeeds only from a state that may move to `dst`."""
@@ -423,6 +451,41 @@ class Journal:
             conn.execute("DELETE FROM seen WHERE share_id=?", (share_id,))
             conn.execute("DELETE FROM shares WHERE id=? AND state='pending'", (share_id,))
 
+    # -- view-once links and view receipts (local backend) ----------------------------------
+
+    def set_sender_key(self, share_id: str, key_hash: str) -> None:
+        """The hash of the sender's own key (the key itself stays in the notification)."""
+        with self._tx() as conn:
+            conn.execute("UPDATE shares SET sender_key=? WHERE id=?", (key_hash, share_id))
+
+    def reveal(self, share_id: str, now: float, until: float, viewer_net: str | None) -> bool:
+        """Spend a live view-once link: True exactly once. From then on it lives until `until`,
+        or less if its lifetime ends sooner; the reveal is its first and only view."""
+        with self._tx() as conn:
+            cur = conn.execute(
+                "UPDATE shares SET revealed_at=?, expires_at=MIN(expires_at, ?), views=views+1,"
+                " first_view_at=COALESCE(first_view_at, ?), viewer_net=COALESCE(viewer_net, ?),"
+                " updated_at=? WHERE id=? AND state='live' AND once=1 AND revealed_at IS NULL"
+                " AND expires_at > ?",
+                (now, until, now, viewer_net, now, share_id, now),
+            )
+            return cur.rowcount == 1
+
+    def record_view(self, share_id: str, now: float, viewer_net: str | None) -> bool:
+        """Count a view of a live link; True for its first (the one a receipt is sent for)."""
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT first_view_at FROM shares WHERE id=? AND state='live'", (share_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            conn.execute(
+                "UPDATE shares SET views=views+1, first_view_at=COALESCE(first_view_at, ?),"
+                " viewer_net=COALESCE(viewer_net, ?), updated_at=? WHERE id=?",
+                (now, viewer_net, now, share_id),
+            )
+            return row[0] is None
+
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
@@ -437,11 +500,13 @@ class Journal:
 
     def extend(self, share_id: str, seconds: int, now: float) -> float | None:
         """Move a live link's deadline `seconds` later; the new deadline, or None when the
-        share is no longer live (or its deadline already passed: it is being revoked)."""
+        share is no longer live (or its deadline already passed: it is being revoked), or is
+        a view-once link already viewed (its deadline is the end of the viewing window)."""
         with self._tx() as conn:
             cur = conn.execute(
                 "UPDATE shares SET expires_at=expires_at+?, lifetime_s=lifetime_s+?,"
-                " updated_at=? WHERE id=? AND state='live' AND expires_at>?",
+                " updated_at=? WHERE id=? AND state='live' AND expires_at>?"
+                " AND revealed_at IS NULL",
                 (seconds, seconds, now, share_id, now),
             )
             if cur.rowcount != 1:

@@ -6,10 +6,12 @@ CLI calls them directly. Every step can be re-run after a crash; the journal say
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +50,22 @@ class Paths:
             d.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
+_DECODE_SLOTS = threading.BoundedSemaphore(max(1, min(4, os.cpu_count() or 1)))
+
+
+@dataclass(frozen=True)
+class Taken:
+    share: Share
+    duplicate: bool  # the same content is already shared from the same folder
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file, read without following a symlink (the same hash prepare records)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 class Pipeline:
     def __init__(
         self,
@@ -76,9 +94,19 @@ class Pipeline:
 
     # -- take: a file becomes a pending share (exactly once per file version) ---------------
 
-    def take(self, path: Path, lifetime_s: int, *, remember: bool = True) -> Share | None:
-        """Record `path` as a pending share; None if it is no image or was already taken.
+    def take(
+        self,
+        path: Path,
+        lifetime_s: int,
+        *,
+        remember: bool = True,
+        folder: str = "",
+        once: bool = False,
+    ) -> Taken | None:
+        """Record `path` as a pending share; None if this file version was already taken.
 
+        The same content saved again into the same folder while its link is alive is not
+        uploaded again: the live share comes back with duplicate=True.
         Raises NotAnImage for a file that is not an image (the caller says so once).
         """
         st = os.lstat(path)
@@ -86,7 +114,7 @@ class Pipeline:
             raise NotAnImage(f"{path} is not a regular file")
         if not self.share_any and prepare.sniff(path) is None:
             raise NotAnImage(f"{path.name} is not a photo fadelink can share; it was left alone")
-        share = self.journal.add_pending(
+        result = self.journal.add_pending(
             str(path),
             st.st_size,
             st.st_mtime_ns,
@@ -94,10 +122,16 @@ class Pipeline:
             lifetime_s=lifetime_s,
             now=self.clock(),
             remember=remember,
+            content_hash=file_hash(path) if remember else None,
+            folder=folder,
+            once=once,
         )
-        if share is not None:
+        if result is None:
+            return None
+        share, duplicate = result
+        if not duplicate:
             crashpoint("after_pending")
-        return share
+        return Taken(share, duplicate)
 
     # -- process: from wherever the share stands, up to a live link -------------------------
 
@@ -150,9 +184,13 @@ class Pipeline:
         unique = self.keep_names
         name = prepare.shareable_stem(source.name) if unique else secrets.token_urlsafe(12)
         try:
-            result = prepare.prepare(
-                source, dest, name, max_dimension=self.max_dimension, keep=self.keep, unique=unique
-            )
+            # Decoding is CPU- and memory-bound: no more at once than there are cores, however
+            # many shares upload in parallel (uploads wait on the network, not the CPU).
+            with _DECODE_SLOTS:
+                result = prepare.prepare(
+                    source, dest, name, max_dimension=self.max_dimension, keep=self.keep,
+                    unique=unique,
+                )
         except NotAnImage:
             if not self.share_any:
                 raise

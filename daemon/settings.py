@@ -27,12 +27,19 @@ EXAMPLES = {
     "lifetime": "90s, 15m, 1h or 7d",
     "local_bind": "0.0.0.0:8787 or 127.0.0.1:8787",
     "local_public_url": "https://photos.example.org/fade",
+    "local_trust_proxy": "true or false",
+    "once_window": "30s or 2m",
+    "notify_qr": "true or false",
     "max_dimension": "2560 (0 keeps the size)",
     "keep_metadata": "true or false",
     "keep_location": "true or false",
     "keep_names": "true or false",
     "share_any": "true or false",
     "settle": "0.3s or 2s",
+    "max_parallel": "4",
+    "recursive": "true or false",
+    "after_share": "keep, move or delete",
+    "polling": "true or false",
     "notify": "ready,vanished,viewed,errors (any of them, comma-separated; empty for none)",
     "dropbox_app_key": "the App key from your app's page in the Dropbox App Console",
     "dropbox_refresh_token": "the token `fadelink auth dropbox` stores (headless setups only)",
@@ -71,6 +78,13 @@ class Settings(BaseSettings):
     lifetime: str = "1h"
     local_bind: str = "0.0.0.0:8787"
     local_public_url: str | None = None
+    # Behind a reverse proxy every request comes from the proxy: only then believe the client
+    # address it passes on in X-Forwarded-For.
+    local_trust_proxy: bool = False
+    # How long a revealed view-once photo stays viewable in the viewer's browser.
+    once_window: str = "30s"
+    # The "link ready" notification shows a QR code of the link instead of the photo.
+    notify_qr: bool = False
     max_dimension: int = Field(default=2560, ge=0, le=100_000)
     # Photo metadata (camera, dates, XMP) stays; GPS only with keep_location too.
     keep_metadata: bool = False
@@ -80,6 +94,10 @@ class Settings(BaseSettings):
     # Non-images are shared unmodified, with whatever metadata they carry.
     share_any: bool = False
     settle: str = "1s"
+    max_parallel: int = Field(default=4, ge=1, le=64)
+    recursive: bool = True
+    after_share: Literal["keep", "move", "delete"] = "keep"
+    polling: bool = False
     notify: str = ",".join(NOTIFY_KINDS)
     # Dropbox (FADELINK_BACKEND=dropbox): see `fadelink auth dropbox` and the README.
     dropbox_app_key: str | None = None
@@ -112,6 +130,12 @@ class Settings(BaseSettings):
         if any(k not in NOTIFY_KINDS for k in kinds):
             raise ValueError("unknown kind of notification")
         return ",".join(kinds)
+
+    @field_validator("once_window", mode="after")
+    @classmethod
+    def _once_window(cls, v: str) -> str:
+        parse_duration(v)
+        return v.strip().lower()
 
     @field_validator("dropbox_folder", mode="after")
     @classmethod
@@ -155,6 +179,10 @@ class Settings(BaseSettings):
     @property
     def notify_kinds(self) -> frozenset[str]:
         return frozenset(k for k in self.notify.split(",") if k)
+
+    @property
+    def once_window_seconds(self) -> int:
+        return parse_duration(self.once_window)
 
     @property
     def journal_path(self) -> Path:

@@ -217,7 +217,7 @@ def test_first_run_leaves_existing_files_and_catches_up_later(home, desktop):
     assert [Path(s["source"]).name for s in shares(home, "--all")] == ["sentinel.jpg"]
     assert daemon.stop() == 0
 
-    make_jpeg(home.share_dir / "while_stopped.jpg", (200, 200))
+    make_jpeg(home.share_dir / "while_stopped.jpg", (210, 200))  # new content
     daemon = DaemonProcess(home)
     try:
         daemon.wait_ready()
