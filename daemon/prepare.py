@@ -77,7 +77,10 @@ _UPRIGHT = {
     8: Image.Transpose.ROTATE_90,
 }
 _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
-_RESAMPLE = Image.Resampling.BICUBIC
+# Hamming costs what bilinear costs, about half of bicubic. Measured on the 8 MP phone photo
+# shrunk to 2560 and 1600 px: 54 and 53 dB PSNR against a Lanczos reference, where the
+# JPEG q92 re-encode that follows is 42 and 40 dB: its difference is lost in that noise.
+_RESAMPLE = Image.Resampling.HAMMING
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # so opening a FIFO cannot block
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -620,7 +623,7 @@ def _resizable(im: Image.Image) -> Image.Image:
 def _resize(
     im: Image.Image, size: tuple[int, int], box: tuple[float, ...] | None = None
 ) -> Image.Image:
-    """Bicubic shrink, split into horizontal bands resized in parallel.
+    """Shrink (Hamming filter), split into horizontal bands resized in parallel.
 
     Pillow releases the GIL while resampling and a band resized with a source `box` reads
     the rows around it, so the bands join without seams (differences <= 2/255 from

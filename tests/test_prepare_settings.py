@@ -335,16 +335,17 @@ def served_file(url: str) -> tuple[bytes, dict[str, str]]:
     return body, headers
 
 
-def live_shares(home: Home, count: int) -> dict[str, dict]:
-    """Wait for `count` live shares; by source file name."""
+def live_shares(home: Home, *names: str) -> dict[str, dict]:
+    """Wait until files of these names have live shares; the live shares by file name (the
+    latest one for a name shared twice)."""
 
     def ready() -> dict[str, dict] | None:
         run = home.cli("list", "--json")
         assert run.returncode == 0, run.stderr
         live = {Path(s["source"]).name: s for s in json.loads(run.stdout) if s["state"] == "live"}
-        return live if len(live) >= count else None
+        return live if set(names) <= set(live) else None
 
-    return wait_for(ready, 30, f"{count} live shares")
+    return wait_for(ready, 30, f"live shares of {names}")
 
 
 def save(data: bytes, dest: Path) -> Path:
@@ -365,7 +366,7 @@ def test_share_any_serves_other_files_unmodified(home, desktop, tmp_path):
         save(notes, home.share_dir / "notes.txt")
         save(video, home.share_dir / "clip.mp4")
         save(photo, home.share_dir / "photo.jpg")
-        live = live_shares(home, 3)
+        live = live_shares(home, "notes.txt", "clip.mp4", "photo.jpg")
 
         body, headers = served_file(live["notes.txt"]["url"])
         assert body == notes
@@ -396,7 +397,7 @@ def test_share_any_off_leaves_other_files_alone(home, desktop, tmp_path):
         save(fake_video(tmp_path / "v.mp4").read_bytes(), home.share_dir / "clip.mp4")
         # Barrier: a photo saved afterwards is shared; by then the video was looked at.
         save(make_jpeg(tmp_path / "p.jpg", (200, 100)).read_bytes(), home.share_dir / "p.jpg")
-        assert list(live_shares(home, 1)) == ["p.jpg"]
+        assert list(live_shares(home, "p.jpg")) == ["p.jpg"]
         daemon.wait_line("clip.mp4 is not a photo")
     finally:
         daemon.stop()
@@ -408,7 +409,7 @@ def test_keep_names_serves_the_original_name_behind_a_random_link(home, desktop,
         daemon.wait_ready()
         first = make_jpeg(tmp_path / "a.jpg", (640, 480)).read_bytes()
         save(first, home.share_dir / "Beach day (1).jpg")
-        url = live_shares(home, 1)["Beach day (1).jpg"]["url"]
+        url = live_shares(home, "Beach day (1).jpg")["Beach day (1).jpg"]["url"]
         assert {p.name for p in (home.state_dir / "served").iterdir()} == {"Beach_day_1.jpg"}
         token = url.rsplit("/", 1)[1]
         assert len(token) >= 22 and "Beach" not in url  # the link stays unguessable
@@ -423,6 +424,14 @@ def test_keep_names_serves_the_original_name_behind_a_random_link(home, desktop,
         assert names == {"Beach_day_1.jpg", "Beach_day_1-2.jpg"}
         body, _ = served_file(url)
         assert Image.open(io.BytesIO(body)).size == (640, 480)
+
+        # A HEIC is served as a JPEG: the name gets the extension of what is served.
+        heic = tmp_path / "IMG_0001.HEIC"
+        pattern((320, 240)).save(heic, "HEIF", exif=gps_exif().tobytes(), quality=90)
+        save(heic.read_bytes(), home.share_dir / "IMG_0001.HEIC")
+        body, headers = served_file(live_shares(home, "IMG_0001.HEIC")["IMG_0001.HEIC"]["url"])
+        assert headers["Content-Type"] == "image/jpeg" and body.startswith(b"\xff\xd8")
+        assert "IMG_0001.jpg" in {p.name for p in (home.state_dir / "served").iterdir()}
 
         # `fadelink share` (the CLI's own pipeline) honours it too.
         photo = make_jpeg(tmp_path / "Été à Paris.jpg", (300, 200))
