@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from daemon import sdnotify
 from daemon.backends.local import META_BASE_URL
-from daemon.backends.registry import make_backends
 from daemon.expiry import Expiry
 from daemon.folders import ONCE, make_starter_folders
 from daemon.handout import Handout
@@ -40,18 +39,7 @@ def build_runtime(settings: Settings, clock: Callable[[], float]) -> Runtime:
     paths = Paths(settings.state_dir)
     paths.make()
     journal = Journal(settings.journal_path)
-    pipeline = Pipeline(
-        journal,
-        make_backends(settings, paths, journal),
-        paths,
-        backend_name=settings.backend,
-        max_dimension=settings.max_dimension,
-        keep_metadata=settings.keep_metadata,
-        keep_location=settings.keep_location,
-        keep_names=settings.keep_names,
-        share_any=settings.share_any,
-        clock=clock,
-    )
+    pipeline = Pipeline.from_settings(settings, journal, clock)
     rt = Runtime(
         settings=settings,
         clock=clock,

@@ -93,21 +93,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _pipeline(settings: Settings, journal: Journal):
-    from daemon.backends.registry import make_backends
-    from daemon.pipeline import Paths, Pipeline
+    from daemon.pipeline import Pipeline
 
-    paths = Paths(settings.state_dir)
-    return Pipeline(
-        journal,
-        make_backends(settings, paths, journal),
-        paths,
-        backend_name=settings.backend,
-        max_dimension=settings.max_dimension,
-        keep_metadata=settings.keep_metadata,
-        keep_location=settings.keep_location,
-        keep_names=settings.keep_names,
-        share_any=settings.share_any,
-    )
+    return Pipeline.from_settings(settings, journal)
 
 
 def cmd_share(settings: Settings, args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from daemon.backends import Backend
 from daemon.crashpoint import crashpoint
 from daemon.errors import BadImage, IncompleteImage, NotAnImage, PermanentError, TransientError
 from daemon.journal import Journal, Share, State
+from daemon.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,27 @@ class Pipeline:
         self.keep_names = keep_names
         self.share_any = share_any  # non-images are shared as they are, metadata and all
         self.clock = clock
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, journal: Journal, clock: Callable[[], float] = time.time
+    ) -> Pipeline:
+        """The pipeline the daemon and the CLI both use, configured by the settings."""
+        from daemon.backends.registry import make_backends  # the registry imports this module
+
+        paths = Paths(settings.state_dir)
+        return cls(
+            journal,
+            make_backends(settings, paths, journal),
+            paths,
+            backend_name=settings.backend,
+            max_dimension=settings.max_dimension,
+            keep_metadata=settings.keep_metadata,
+            keep_location=settings.keep_location,
+            keep_names=settings.keep_names,
+            share_any=settings.share_any,
+            clock=clock,
+        )
 
     # -- take: a file becomes a pending share (exactly once per file version) ---------------
 
