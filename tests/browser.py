@@ -12,8 +12,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.desktop import require
+
+if TYPE_CHECKING:  # selenium is imported only once the binaries are known to be there
+    from selenium.webdriver.remote.webdriver import WebDriver
 
 ARTIFACTS = Path(__file__).parent / "artifacts"  # gitignored: screenshots for a person to look at
 
@@ -45,7 +49,7 @@ def binaries() -> tuple[str, str]:
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[object]:
+def chromium() -> Iterator[WebDriver]:
     """A headless Chromium with a fresh profile; yields a selenium WebDriver."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -65,17 +69,17 @@ def chromium() -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def screenshot(driver: object, name: str) -> Path:
+def screenshot(driver: WebDriver, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    driver.save_screenshot(str(path))  # type: ignore[attr-defined]
+    driver.save_screenshot(str(path))
     return path
 
 
-def photo_width(driver: object) -> int:
+def photo_width(driver: WebDriver) -> int:
     """naturalWidth of the page's photo: > 0 once it has really loaded, 0 or -1 otherwise."""
     return int(
-        driver.execute_script(  # type: ignore[attr-defined]
+        driver.execute_script(
             "var i = document.querySelector('img');"
             "return i ? (i.complete ? i.naturalWidth : 0) : -1;"
         )

@@ -1,41 +1,19 @@
 """QR codes of links: what the terminal shows and the notification's picture must scan back to
-the very link. Decoded by zbar's zbarimg, a reader that shares no code with the encoder."""
+the very link (read by zbarimg, see tests/qrread.py)."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from daemon import qr
-from tests.desktop import require_binaries
+from tests.daemon_proc import DaemonProcess, Home
+from tests.images import make_jpeg
+from tests.qrread import read_terminal, scan
 
 LINK = "http://192.168.1.20:8787/9fJ2kQ-xv_3LrT0aZ8mNc4HbWqYe1sDu"
-SCALE = 8  # pixels per module in the rebuilt image: a comfortable size for the reader
-
-
-def scan(image: Path) -> str:
-    require_binaries("zbarimg")
-    done = subprocess.run(
-        ["zbarimg", "--quiet", "--raw", str(image)], capture_output=True, text=True, timeout=30
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def save_modules(rows: list[list[bool]], dest: Path) -> Path:
-    """Paint dark modules (True) black on white, SCALE pixels each."""
-    width = max(len(r) for r in rows)
-    img = Image.new("L", (width * SCALE, len(rows) * SCALE), 255)
-    for y, row in enumerate(rows):
-        for x, dark in enumerate(row):
-            if dark:
-                img.paste(0, (x * SCALE, y * SCALE, (x + 1) * SCALE, (y + 1) * SCALE))
-    img.save(dest)
-    return dest
 
 
 def test_the_notification_picture_scans_to_the_link(tmp_path: Path) -> None:
@@ -46,37 +24,47 @@ def test_the_notification_picture_scans_to_the_link(tmp_path: Path) -> None:
     assert scan(picture) == LINK
 
 
-def test_the_terminal_code_in_colour_scans_to_the_link(tmp_path: Path) -> None:
+def test_the_terminal_code_in_colour_scans_to_the_link() -> None:
     text = qr.terminal(LINK)
-    rows: list[list[bool]] = []
-    for line in text.splitlines():
-        top: list[bool] = []
-        bottom: list[bool] = []
-        fg = bg = 0
-        for escape, char in re.findall(r"\x1b\[(\d+;\d+)m|(▀)", line):
-            if escape:
-                fg, bg = (int(n) for n in escape.split(";"))
-            elif char:
-                top.append(fg == 30)  # black foreground: the upper module is dark
-                bottom.append(bg == 40)
-        rows += [top, bottom]
-    width = len(rows[0])
-    assert width <= 80 and len(text.splitlines()) <= 40  # fits a usual terminal
-    assert scan(save_modules(rows, tmp_path / "terminal.png")) == LINK
+    lines = text.splitlines()
+    assert len(lines) <= 30 and all(line.count("▀") <= 80 for line in lines)  # fits a terminal
+    assert read_terminal(text) == LINK
 
 
-def test_the_plain_terminal_code_scans_to_the_link(tmp_path: Path) -> None:
-    # Plain blocks draw the light modules: on a dark terminal, what shows is a normal code.
+def test_the_plain_terminal_code_scans_to_the_link() -> None:
     text = qr.terminal(LINK, colour=False)
     assert "\x1b" not in text
-    light = {"█": (True, True), "▀": (True, False), "▄": (False, True), " ": (False, False)}
-    rows: list[list[bool]] = []
-    for line in text.splitlines():
-        cells = [light[c] for c in line]
-        rows += [[not t for t, _ in cells], [not b for _, b in cells]]
-    assert scan(save_modules(rows, tmp_path / "plain.png")) == LINK
+    assert read_terminal(text) == LINK
 
 
 @pytest.mark.parametrize("link", [LINK, "https://photos.example.com/pics/" + "x" * 32])
 def test_links_of_every_kind_fit(link: str, tmp_path: Path) -> None:
     assert scan(qr.png(link, tmp_path / "qr.png")) == link
+
+
+def test_link_ready_notification_can_carry_a_qr_code(tmp_path, desktop) -> None:
+    home = Home(tmp_path, desktop.env)
+    daemon = DaemonProcess(home, FADELINK_NOTIFY_QR="true")
+    try:
+        daemon.wait_ready()
+        make_jpeg(home.share_dir / "beach.jpg", (800, 600))
+        url = desktop.wait_clipboard(lambda t: t.startswith("http://"), timeout=15)
+        desktop.wait_notifications(1, timeout=10)
+        (note,) = [n for n in desktop.history() if n["summary"] == "Link ready: beach.jpg"]
+        assert scan(Path(note["icon_path"])) == url  # a phone's camera opens the link
+    finally:
+        daemon.stop()
+
+
+def test_cli_share_prints_a_qr_code(tmp_path, desktop) -> None:
+    home = Home(tmp_path, desktop.env)
+    photo = make_jpeg(tmp_path / "cli.jpg", (640, 480))
+    daemon = DaemonProcess(home)
+    try:
+        daemon.wait_ready()
+        out = home.cli("share", "--qr", str(photo))
+        assert out.returncode == 0, out.stderr
+        url, code = out.stdout.split("\n", 1)
+        assert url.startswith("http://") and read_terminal(code) == url
+    finally:
+        daemon.stop()
