@@ -626,6 +626,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         fake = self.server.fake
+        # As real servers do: headers and body leave at once, not held for a delayed ACK.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.request = fake._ssl.wrap_socket(self.request, server_side=True)
         with fake.lock:
             fake._conns.add(self.request)
