@@ -20,6 +20,7 @@ from daemon import sdnotify
 from daemon.backends.local import META_BASE_URL
 from daemon.expiry import Expiry
 from daemon.folders import ONCE, make_starter_folders
+from daemon.gate import warm_up
 from daemon.handout import Handout
 from daemon.intake import Intake
 from daemon.journal import Journal, State
@@ -85,6 +86,8 @@ class Daemon:
             # Overdue links die before anything else can serve them.
             await expiry.revoke_overdue_at_start()
             await rt.blocking(rt.pipeline.sweep_orphans)
+            if s.backend != "local":
+                rt.spawn(warm_up(rt, s.backend))  # sign in now, not at the first photo
 
             if s.backend == "local":
                 links = LinkShares(rt, on_first_view=handout.viewed)

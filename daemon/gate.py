@@ -86,3 +86,17 @@ class Gate:
         await rt.blocking(rt.journal.retry_revocations_now, backend_name, rt.clock())
         rt.wake.set()
         episode.reopened.set()
+
+
+async def warm_up(rt: Runtime, backend_name: str) -> None:
+    """At start: load the backend (the SDK import is slow) and sign in now, not at the first
+    photo; a missing or revoked sign-in is told at once."""
+    try:
+        backend = await rt.blocking(rt.pipeline.backend_for, backend_name)
+        warm = getattr(backend, "warm", None)
+        if warm is not None:
+            await rt.blocking(warm)
+    except (NeedsSignIn, Unreachable) as exc:
+        await rt.gate.wait(backend_name, exc)
+    except Exception as exc:  # anything else: the first photo will say it
+        log.info("%s not ready yet: %s", backend_name, exc)

@@ -253,6 +253,24 @@ def test_revoked_access_stops_uploads_notifies_once_and_resumes_after_sign_in(
     assert summaries(desktop).count(REVOKED) == 1
 
 
+def test_not_signed_in_is_told_at_start_and_photos_wait_for_sign_in(home, desktop, fake_dropbox):
+    daemon = DaemonProcess(home, **dropbox_env(fake_dropbox, token=False))
+    try:
+        daemon.wait_ready()
+        wait_for(
+            lambda: any("not signed in to Dropbox" in s for s in summaries(desktop)),
+            20,
+            "the notification at start",
+        )
+        make_jpeg(home.share_dir / "early.jpg", (300, 200))
+        wait_for(lambda: [s["state"] for s in shares(home)] == ["uploading"], 20, "waiting")
+        assert sign_in_with_cli(home, fake_dropbox).returncode == 0
+        url = desktop.wait_clipboard(lambda t: t.startswith(DROPBOX_URL), timeout=20)
+        assert [ln.url for ln in fake_dropbox.live_links()] == [url]
+    finally:
+        assert daemon.stop() == 0
+
+
 def test_view_once_folder_is_refused_with_dropbox(home, desktop, fake_dropbox):
     daemon = DaemonProcess(home, **dropbox_env(fake_dropbox))
     try:

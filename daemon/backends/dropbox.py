@@ -298,6 +298,11 @@ class DropboxBackend:
                 raise
             raise converted from exc
 
+    def warm(self) -> None:
+        """Sign in now (an access token from the refresh token), so the first photo needn't."""
+        with self._calling("sign in to Dropbox") as dbx:
+            dbx.check_and_refresh_access_token()
+
     # -- Backend ----------------------------------------------------------------------------
 
     def remote_path(self, prepared: Path) -> str:
