@@ -155,6 +155,19 @@ ROUTES: dict[str, Any] = {
     "users/get_current_account": users.get_current_account,
     "auth/token/revoke": auth.token_revoke,
 }
+ROUTE_SCOPES = {
+    "files/upload": "files.content.write",
+    "files/upload_session/start": "files.content.write",
+    "files/upload_session/append_v2": "files.content.write",
+    "files/upload_session/finish": "files.content.write",
+    "files/delete_v2": "files.content.write",
+    "files/get_metadata": "files.metadata.read",
+    "sharing/create_shared_link_with_settings": "sharing.write",
+    "sharing/revoke_shared_link": "sharing.write",
+    "sharing/modify_shared_link_settings": "sharing.write",
+    "sharing/list_shared_links": "sharing.read",
+    "users/get_current_account": "account_info.read",
+}
 UPLOAD_STYLE = {name for name, r in ROUTES.items() if r.attrs.get("style") == "upload"}
 
 
@@ -195,6 +208,7 @@ class FakeDropbox:
         self.already_exists_with_metadata = True
         self.list_page_size = 2
         self.access_token_lifetime = 14400
+        self.granted_scopes = set(APP_SCOPES)  # what the user's app may do (Permissions tab)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -291,13 +305,17 @@ class FakeDropbox:
         with self.lock:
             self.calls.append((route, status))
 
-    def _authorize(self, header: str | None) -> tuple[int, dict] | None:
+    def _authorize(self, header: str | None, route: str) -> tuple[int, dict] | None:
         token = (header or "").removeprefix("Bearer ").strip()
         with self.lock:
             if token in self.expired_tokens:
                 return 401, _auth_error("expired_access_token")
             if token not in self.access_tokens:
                 return 401, _auth_error("invalid_access_token")
+            scope = ROUTE_SCOPES.get(route)
+            if scope is not None and scope not in self.granted_scopes:
+                error = {".tag": "missing_scope", "required_scope": scope}
+                return 401, {"error_summary": "missing_scope/", "error": error}
             self._token = token
         return None
 
@@ -727,7 +745,7 @@ class _Handler(BaseHTTPRequestHandler):
             form = dict(urllib.parse.parse_qsl(body.decode()))
             status, obj = fake.token(form)
             return status, json.dumps(obj).encode(), "application/json"
-        denied = fake._authorize(self.headers.get("Authorization"))
+        denied = fake._authorize(self.headers.get("Authorization"), route)
         if denied is not None:
             return denied[0], json.dumps(denied[1]).encode(), "application/json"
         r = ROUTES[route]

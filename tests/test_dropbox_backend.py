@@ -223,3 +223,32 @@ def test_not_signed_in(tmp_path):
     with pytest.raises(NeedsSignIn, match="fadelink auth dropbox"):
         b.upload(photo(tmp_path), "/x.jpg")
     assert not b.signed_in()
+
+
+def test_a_missing_permission_is_named(fake_dropbox, meta, tmp_path):
+    fake_dropbox.granted_scopes.discard("sharing.write")  # not ticked in the App Console
+    b = backend(fake_dropbox, meta)
+    src = photo(tmp_path)
+    remote = b.remote_path(src)
+    b.upload(src, remote)
+    with pytest.raises(NeedsSignIn, match="lacks the sharing.write permission"):
+        b.create_link(remote, time.time() + 600)
+
+
+def test_extending_moves_the_server_side_expiry(fake_dropbox, meta, tmp_path):
+    b = backend(fake_dropbox, meta, link_style="raw")
+    src = photo(tmp_path)
+    remote = b.remote_path(src)
+    b.upload(src, remote)
+    deadline = time.time() + 600
+    link = b.create_link(remote, deadline)
+    b.extend_link(remote, link.url, deadline + 3600)
+    (live,) = fake_dropbox.live_links()
+    assert live.expires == datetime.fromtimestamp(int(deadline) + 3601, UTC).replace(tzinfo=None)
+
+    fake_dropbox.basic_account = True  # say, the plan was downgraded: remembered, no error
+    b.extend_link(remote, link.url, deadline + 7200)
+    assert list(meta.values()) == ["1"]
+    calls = len(fake_dropbox.calls)
+    b.extend_link(remote, link.url, deadline + 9000)
+    assert len(fake_dropbox.calls) == calls  # not asked again
