@@ -325,11 +325,11 @@ def logout(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 1
     if shares and args.revoke_all:
-        from daemon.cli import _pipeline
         from daemon.journal import Journal, State
+        from daemon.pipeline import Pipeline
 
         journal = Journal(settings.journal_path)
-        pipeline = _pipeline(settings, journal)
+        pipeline = Pipeline.from_settings(settings, journal)
         failed = 0
         for share in shares:
             try:
