@@ -528,15 +528,20 @@ def test_broken_exif_files_never_crash_or_hang(tmp_path, out):
 import json, sys
 from pathlib import Path
 from daemon.errors import BadImage, IncompleteImage, NotAnImage
-from daemon.prepare import prepare
+from daemon.prepare import Keep, prepare
 results = []
 for i, source in enumerate(sys.argv[2:]):
     for bound in (0, 1000):
-        try:
-            r = prepare(Path(source), Path(sys.argv[1]), f"p{i}_{bound}", max_dimension=bound)
-            results.append(str(r.path))
-        except (BadImage, IncompleteImage, NotAnImage) as err:
-            results.append(type(err).__name__)
+        for kept in (False, True):  # KEEP_METADATA parses the broken EXIF further
+            keep = Keep(metadata=kept, location=kept)
+            try:
+                r = prepare(
+                    Path(source), Path(sys.argv[1]), f"p{i}_{bound}_{kept}", max_dimension=bound,
+                    keep=keep,
+                )
+                results.append([str(r.path), kept])
+            except (BadImage, IncompleteImage, NotAnImage) as err:
+                results.append([type(err).__name__, kept])
 print(json.dumps(results))
 """
     started = time.monotonic()
@@ -548,9 +553,11 @@ print(json.dumps(results))
     )
     assert run.returncode == 0, run.stderr
     assert time.monotonic() - started < 60
-    for result in json.loads(run.stdout):
+    for result, kept in json.loads(run.stdout):
         if result.startswith("/"):
-            assert_clean(Path(result))
+            assert decoded(Path(result)).size
+            if not kept:
+                assert_clean(Path(result))
 
 
 # --- the rest of the interface ----------------------------------------------------------
