@@ -4,9 +4,12 @@ running as a subprocess under the test desktop (dunst shows the view receipts)."
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 
 import pytest
 
@@ -14,7 +17,7 @@ from tests.browser import binaries, chromium, photo_width, screenshot
 from tests.daemon_proc import DaemonProcess, Home, wait_for
 from tests.images import make_jpeg
 
-WINDOW = 10  # seconds a revealed photo stays viewable: room for a loaded CI machine
+WINDOW = 15  # seconds a revealed photo stays viewable: room for a loaded CI machine
 JPEG_MAGIC = b"\xff\xd8\xff"
 PREVIEW_UAS = [
     "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
@@ -81,9 +84,13 @@ def test_view_once_link_in_a_real_browser(home, desktop) -> None:
             screenshot(viewer, "view-once-before")
             assert receipts(desktop) == []
 
+            pressed = time.monotonic()
             button.click()  # the view
             wait_for(lambda: photo_width(viewer) > 0, 10, "the revealed photo to load")
             screenshot(viewer, "view-once-revealed")
+            reload_at = time.monotonic() - pressed
+            # A machine this slow cannot tell "within the window" from "after it": say so.
+            assert reload_at < WINDOW - 2, f"reloading {reload_at:.1f} s after the view"
             viewer.refresh()  # within the window: still there
             wait_for(lambda: photo_width(viewer) > 0, 10, "the photo after a reload")
             assert "Disappears in" in viewer.find_element(By.ID, "left").text
@@ -100,21 +107,22 @@ def test_view_once_link_in_a_real_browser(home, desktop) -> None:
         (share,) = listed(home)
         assert share["views"] == 1 and share["first_view_at"]
         assert list((home.state_dir / "served").iterdir()) == []
-        assert receipts(desktop) == ["Your photo secret.jpg was opened, " + receipt_after(share)]
+        (receipt,) = receipts(desktop)  # on the first view, and only then
+        after = re.fullmatch(r"Your photo secret\.jpg was opened, (\d+) s after sharing", receipt)
+        assert after, receipt
+        # The list's times are whole seconds: the receipt's count may differ by one.
+        assert abs(int(after.group(1)) - seconds_between(share)) <= 1
     finally:
         assert daemon.stop() == 0
 
 
-def receipt_after(share: dict) -> str:
-    """The "N s after sharing" part, from the journal's own times."""
-    from datetime import datetime
+def seconds_between(share: dict) -> float:
+    """From the link's creation to its first view, by the journal's (whole-second) times."""
 
     def ts(text: str) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
-    from daemon.durations import format_duration
-
-    return f"{format_duration(ts(share['first_view_at']) - ts(share['shared_at']))} after sharing"
+    return ts(share["first_view_at"]) - ts(share["shared_at"])
 
 
 def test_guessing_slows_down_the_guesser_but_not_a_valid_link(home, desktop) -> None:
