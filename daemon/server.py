@@ -608,7 +608,10 @@ def _page(
     if sender_key is not None:
         # The sender's own page: the photo fetch carries the key too, so it is never counted.
         src += f"?{SENDER_PARAM}={quote(sender_key, safe='')}"
-        note = '<p class="note">Your own link: opening it here never counts as a view.</p>'
+        note = (
+            '<p class="note">Your own link: opening it here never counts as a view. '
+            "Do not pass this address on; share the link fadelink copied.</p>"
+        )
     seconds = max(1, int(left))
     body = _html(
         title,
