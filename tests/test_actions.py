@@ -67,8 +67,10 @@ def epoch(iso: str) -> float:
 
 
 def save(home: Home, name: str) -> Path:
-    """Write a photo beside the folder and rename it in, as a photo app does."""
-    tmp = make_jpeg(home.root / f"{name}.tmp", (640, 480))
+    """Write a photo beside the folder and rename it in, as a photo app does. Each name gets
+    its own size, so two photos are never the same content (which would be shared once)."""
+    width = 600 + sum(map(ord, name)) % 200
+    tmp = make_jpeg(home.root / f"{name}.tmp", (width, 480))
     dest = home.share_dir / name
     os.replace(tmp, dest)
     return dest
@@ -196,14 +198,14 @@ def test_fadelink_notify_selects_the_kinds_shown(home, server, bare_desktop):
         assert daemon.stop() == 0
 
 
-def png_bomb(path: Path) -> Path:
-    """A tiny PNG claiming 30000x30000 pixels: refused at once as a decompression bomb."""
+def png_bomb(path: Path, width: int) -> Path:
+    """A tiny PNG claiming width x 30000 pixels: refused at once as a decompression bomb."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         crc = zlib.crc32(kind + data)
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
-    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, 30000, 8, 2, 0, 0, 0)
     body = chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
     return path
@@ -216,7 +218,8 @@ def test_a_hundred_failures_make_one_notification_with_a_count(home, server, bar
         staging = home.root / "staging"
         staging.mkdir()
         for i in range(100):
-            os.replace(png_bomb(staging / f"bomb{i:03}.png"), home.share_dir / f"bomb{i:03}.png")
+            bomb = png_bomb(staging / f"bomb{i:03}.png", 30000 + i)  # each one different
+            os.replace(bomb, home.share_dir / bomb.name)
         wait_for(
             lambda: sum(s["state"] == "failed" for s in listed(home, "--all").values()) == 100,
             60,
