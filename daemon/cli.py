@@ -51,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     from daemon.service import add_parser as add_service_parser
 
     add_service_parser(sub)
+    from daemon.doctor import add_parser as add_doctor_parser
+
+    add_doctor_parser(sub)
     return p
 
 
@@ -238,6 +241,12 @@ def cmd_service(settings: Settings, args: argparse.Namespace) -> int:
     return service(settings, args)
 
 
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from daemon.doctor import cmd_doctor as doctor
+
+    return doctor(settings, args)
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     for name, value in settings.public().items():
         print(f"{name}={value}")
@@ -252,4 +261,5 @@ COMMANDS = {
     "config": cmd_config,
     "auth": cmd_auth,
     "service": cmd_service,
+    "doctor": cmd_doctor,
 }

@@ -193,13 +193,15 @@ class Console:
         if self.dry_run:
             self.out(f"would run: {shlex.join(argv)}")
             return subprocess.CompletedProcess(argv, 0, "", "")
-        done = _run(argv)
+        done = run_quiet(argv)
         if check and done.returncode != 0:
             self.out(f"`{shlex.join(argv)}` failed: {(done.stderr or done.stdout).strip()}")
         return done
 
 
-def _run(argv: list[str], timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
+def run_quiet(
+    argv: list[str], timeout: float = COMMAND_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             argv,
@@ -217,7 +219,7 @@ def _run(argv: list[str], timeout: float = COMMAND_TIMEOUT) -> subprocess.Comple
 
 def user_manager() -> str | None:
     """None when the systemd user manager answers, else why not."""
-    done = _run(systemctl("show-environment"), timeout=10)
+    done = run_quiet(systemctl("show-environment"), timeout=10)
     if done.returncode == 0:
         return None
     return (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
@@ -275,7 +277,9 @@ def status(ctx: Context) -> int:
         path = plist_path()
         out(f"agent: {path} ({'installed' if path.exists() else 'not installed'})")
         if path.exists():
-            loaded = _run(["launchctl", "print", f"{launchd_domain()}/{LABEL}"]).returncode == 0
+            loaded = (
+                run_quiet(["launchctl", "print", f"{launchd_domain()}/{LABEL}"]).returncode == 0
+            )
             out(f"launchd: {'loaded' if loaded else 'not loaded'}")
     else:
         path = unit_path()
@@ -284,8 +288,8 @@ def status(ctx: Context) -> int:
         if why is not None:
             out(f"systemd user manager: not reachable ({why})")
         elif path.exists():
-            enabled = _run(systemctl("is-enabled", UNIT)).stdout.strip() or "unknown"
-            active = _run(systemctl("is-active", UNIT)).stdout.strip() or "unknown"
+            enabled = run_quiet(systemctl("is-enabled", UNIT)).stdout.strip() or "unknown"
+            active = run_quiet(systemctl("is-active", UNIT)).stdout.strip() or "unknown"
             out(f"service: {active} ({enabled})")
     pid = daemon_running(ctx.state_dir)
     out(f"daemon: running (pid {pid})" if pid else "daemon: not running")
@@ -361,13 +365,13 @@ def _install_systemd(ctx: Context) -> int:
             c.out(f"`fadelink service logs` shows why; the unit is {path}")
             return 1
     c.out(f"fadelink runs as the systemd user service {UNIT} and starts with your session")
-    if _run(systemctl("is-active", "graphical-session.target")).stdout.strip() != "active":
+    if run_quiet(systemctl("is-active", "graphical-session.target")).stdout.strip() != "active":
         c.out(_FALLBACK)
     return 0
 
 
 def _main_pid() -> int | None:
-    done = _run(systemctl("show", "--property", "MainPID", "--value", UNIT))
+    done = run_quiet(systemctl("show", "--property", "MainPID", "--value", UNIT))
     value = done.stdout.strip()
     return int(value) if value.isdigit() and int(value) > 0 else None
 
