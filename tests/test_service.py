@@ -366,3 +366,36 @@ def test_ready_only_once_a_saved_photo_is_picked_up_then_watchdog(
     finally:
         assert daemon.stop() == 0
     assert "STOPPING=1" in receive(notify_socket, "STOPPING=1", timeout=5)[-1]
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+
+def test_outside_systemd_the_daemon_also_logs_to_a_private_rotating_file(desktop, tmp_path):
+    home = Home(tmp_path, desktop.env)
+    daemon = DaemonProcess(home)
+    try:
+        daemon.wait_ready()
+    finally:
+        assert daemon.stop() == 0
+    log = home.root / "xdg-state" / "fadelink" / "log" / "fadelink.log"
+    text = log.read_text()
+    assert "link server listening" in text
+    assert text.splitlines()[0][:4].isdigit()  # a timestamp: a file has no journal to add one
+    assert log.stat().st_mode & 0o077 == 0
+
+    shown = home.cli("service", "logs", "--lines", "50")
+    assert shown.returncode == 0
+    assert "link server listening" in shown.stdout
+
+
+def test_under_systemd_the_log_is_plain_lines_for_the_journal(desktop, tmp_path):
+    home = Home(tmp_path, desktop.env)
+    daemon = DaemonProcess(home, INVOCATION_ID="0123456789abcdef0123456789abcdef")
+    try:
+        line = daemon.wait_line("link server listening")
+    finally:
+        assert daemon.stop() == 0
+    # The journal adds time and name; the "<6>" prefix is the priority it stores (info).
+    assert line.startswith("<6>info: link server listening")
+    assert not (home.root / "xdg-state" / "fadelink" / "log").exists()
