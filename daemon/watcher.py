@@ -110,8 +110,10 @@ class _Handler(FileSystemEventHandler):
             if event.is_directory:
                 if event.event_type in ("created", "moved"):
                     # A folder moved or created in: its files produce no events of their own.
-                    target = getattr(event, "dest_path", "") or event.src_path
-                    self.emit(Path(os.fsdecode(target)), "folder")
+                    target = Path(os.fsdecode(getattr(event, "dest_path", "") or event.src_path))
+                    # .shared/ and other hidden folders are never looked into.
+                    if not hidden_part(self.root, target / "x") and self.root != target:
+                        self.emit(target, "folder")
                 return
             if isinstance(event, FileMovedEvent):
                 path, kind = Path(os.fsdecode(event.dest_path)), MOVED

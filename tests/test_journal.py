@@ -20,8 +20,21 @@ def journal(tmp_path):
     return Journal(tmp_path / "j.sqlite3")
 
 
-def add(journal, path="/share/a.jpg", size=10, mtime=1, now=1000.0):
-    return journal.add_pending(path, size, mtime, backend="local", lifetime_s=60, now=now)
+def add(journal, path="/share/a.jpg", size=10, mtime=1, now=1000.0, content_hash=None, folder=""):
+    """The new share, or None when this file version was already taken (or is a duplicate)."""
+    result = journal.add_pending(
+        path,
+        size,
+        mtime,
+        backend="local",
+        lifetime_s=60,
+        now=now,
+        content_hash=content_hash,
+        folder=folder,
+    )
+    if result is None or result[1]:
+        return None
+    return result[0]
 
 
 def test_new_journal_is_wal_and_versioned(tmp_path):
@@ -116,6 +129,27 @@ def test_failed_revocations_back_off_and_are_due_again(journal):
     assert [d.id for d in journal.due(10)] == [s.id]
     assert journal.get(s.id).last_error == "disk on fire"
     assert journal.next_deadline() == 10
+
+
+def test_same_content_in_the_same_folder_reuses_the_live_share(journal):
+    first = add(journal, "/share/a.jpg", content_hash="h")
+    journal.to_uploading(first.id, "r", 1000)
+    journal.to_live(first.id, "u", "k", 1000, 1060)
+    again, duplicate = journal.add_pending(
+        "/share/b.jpg", 10, 2, backend="local", lifetime_s=60, now=1010, content_hash="h"
+    )
+    assert duplicate and again.id == first.id
+    assert journal.count() == 1
+    # Another folder, or after the link died, it is a share of its own.
+    assert add(journal, "/share/10m/a.jpg", mtime=3, content_hash="h", folder="10m") is not None
+    assert add(journal, "/share/c.jpg", mtime=4, content_hash="h", now=1061) is not None
+
+
+def test_forget_missing_drops_files_removed_while_stopped(journal):
+    add(journal, "/share/kept.jpg")
+    add(journal, "/share/gone.jpg")
+    assert journal.forget_missing({"/share/kept.jpg"}, now=2000) == 1
+    assert journal.seen("/share/gone.jpg") is None and journal.seen("/share/kept.jpg")
 
 
 def test_discard_lets_the_file_be_taken_again(journal):

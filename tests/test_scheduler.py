@@ -21,7 +21,7 @@ def test_clock_jump_after_suspend_revokes_on_next_wake(tmp_path):
     jumped. After at most MAX_SLEEP of running time the wall clock is read again and the overdue
     link is due."""
     j = Journal(tmp_path / "j.sqlite3")
-    s = j.add_pending("/s/a.jpg", 1, 1, backend="local", lifetime_s=3600, now=0)
+    s, _ = j.add_pending("/s/a.jpg", 1, 1, backend="local", lifetime_s=3600, now=0)
     j.to_uploading(s.id, "r", 0)
     j.to_live(s.id, "u", "k", 0, 3600)
     wall = 100.0

@@ -89,3 +89,24 @@ def test_temporary_names():
         assert is_temporary(name), name
     for name in ("x.jpg", "photo.png", "part.jpg", "tmp.jpeg"):
         assert not is_temporary(name), name
+
+
+def test_hidden_folders_are_never_looked_into(tmp_path):
+    q: queue.Queue = queue.Queue()
+    w = FolderWatcher(tmp_path, lambda p, k: q.put((str(p), k)))
+    w.start()
+    try:
+        (tmp_path / ".shared" / "1h").mkdir(parents=True)
+        (tmp_path / ".shared" / "1h" / "x.jpg").write_bytes(b"x")
+        (tmp_path / "visible").mkdir()  # barrier: its event comes after the hidden ones
+        seen: list[str] = []
+
+        def got() -> bool:
+            while not q.empty():
+                seen.append(q.get_nowait()[0])
+            return any(s.endswith("visible") for s in seen)
+
+        wait_for(got, 10, "the visible folder's event")
+        assert not [s for s in seen if ".shared" in s], seen
+    finally:
+        w.stop()
