@@ -40,7 +40,7 @@ PROBE = "fadelink clipboard check"
 # argv: pyperclip's import directory, report file, "restore" to put back what was there.
 # stdin: the text (UTF-8).
 _CHILD = """
-import json, sys
+import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import pyperclip
 text = sys.stdin.buffer.read().decode("utf-8")
@@ -48,7 +48,14 @@ restore = sys.argv[3] == "restore"
 try:
     before = pyperclip.paste() if restore else ""
     pyperclip.copy(text)
-    report = {"pasted": pyperclip.paste()}
+    # xclip returns before its server owns the selection: the previous owner may still
+    # answer for a moment. Read again until the text is there, for up to a second.
+    deadline = time.monotonic() + 1.0
+    pasted = pyperclip.paste()
+    while pasted.rstrip("\\n") != text.rstrip("\\n") and time.monotonic() < deadline:
+        time.sleep(0.02)
+        pasted = pyperclip.paste()
+    report = {"pasted": pasted}
     if before:
         pyperclip.copy(before)
 except pyperclip.PyperclipException as exc:

@@ -51,7 +51,10 @@ def setup(verbose: bool) -> None:
     else:
         handler.setFormatter(logging.Formatter("fadelink: %(levelname)s: %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in [h for h in root.handlers if getattr(h, "fadelink", False)]:
+        root.removeHandler(old)  # set up again: replace ours, leave others' handlers alone
+    handler.fadelink = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)

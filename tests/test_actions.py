@@ -263,3 +263,22 @@ def test_error_groups_release_after_a_quiet_spell_or_at_the_longest():
         released += groups.due(now)
         groups.add("share", "Could not share a photo", f"{i}.png", now=now)
     assert [len(items) for _, items in released] == [12]  # 200.0 … 209.9
+
+
+def test_clicking_a_notification_opens_its_own_link(home, server, bare_desktop, tmp_path):
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" >> {opened}\n')
+    browser.chmod(0o755)
+    daemon = DaemonProcess(home, BROWSER=str(browser))
+    try:
+        daemon.wait_ready()
+        a, b, shares = share_two(home, server)
+        server.click(a)  # the older one, clicked after the newer one was shown
+        wait_for(lambda: opened.exists() and opened.read_text().strip(), 10, "the browser")
+        # The sender's own link to that photo (it may carry a key: the sender's views
+        # never count as the recipient's).
+        (url,) = opened.read_text().split()
+        assert url.split("?")[0] == shares["a.jpg"]["url"]
+    finally:
+        assert daemon.stop() == 0

@@ -98,3 +98,12 @@ def test_links_pointing_where_nothing_answers_are_broken(home: Home) -> None:
         checks["link server"].startswith("FAIL")
         and f"nothing answers at {dead}" in (checks["link server"])
     )
+
+
+def test_dropbox_not_signed_in_is_broken_with_a_fix(home: Home) -> None:
+    done = home.cli("doctor", FADELINK_BACKEND="dropbox")
+    assert done.returncode == 1
+    backend = lines_of(done.stdout)["backend dropbox"]
+    assert backend.startswith("FAIL") and "not signed in" in backend
+    assert "fix: `fadelink auth dropbox`" in done.stdout
+    assert "link server" not in lines_of(done.stdout)  # Dropbox serves the links
