@@ -23,6 +23,7 @@ from tests.daemon_proc import DaemonProcess, Home, wait_for
 from tests.desktop import Desktop, start_desktop
 from tests.images import make_jpeg
 from tests.notification_server import WITHOUT_ACTIONS, NotificationServer, Shown
+from tests.test_dropbox_e2e import dropbox_env
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="D-Bus notifications")
 
@@ -280,5 +281,26 @@ def test_clicking_a_notification_opens_its_own_link(home, server, bare_desktop, 
         # never count as the recipient's).
         (url,) = opened.read_text().split()
         assert url.split("?")[0] == shares["a.jpg"]["url"]
+    finally:
+        assert daemon.stop() == 0
+
+
+def test_plus_one_hour_moves_dropbox_server_side_expiry_too(
+    home, server, bare_desktop, fake_dropbox
+):
+    daemon = DaemonProcess(home, **dropbox_env(fake_dropbox, FADELINK_LIFETIME="10m"))
+    try:
+        daemon.wait_ready()
+        save(home, "a.jpg")
+        shown = server.wait_summary("Link ready: a.jpg", timeout=30)
+        (link,) = fake_dropbox.live_links()
+        before, deadline = link.expires, listed(home)["a.jpg"]["expires_at"]
+        assert before is not None  # Dropbox holds the deadline as the link's expiry
+
+        server.press(shown, "+1 hour")
+        server.wait_summary("Link extended: a.jpg")
+        assert epoch(listed(home)["a.jpg"]["expires_at"]) - epoch(deadline) == 3600
+        (link,) = fake_dropbox.live_links()
+        assert (link.expires - before).total_seconds() == 3600
     finally:
         assert daemon.stop() == 0
