@@ -76,7 +76,9 @@ class LinkShares:
             path=path,
             mime=MIME.get(path.suffix.lower(), "application/octet-stream"),
             expires_at=expires_at,
-            title=share.name,
+            # The viewer never learns the sender's file name (it can say when, where or what)
+            # unless FADELINK_KEEP_NAMES asked for it: then it is the sanitised served name.
+            title=share.remote_path if self.rt.settings.keep_names else "Photo",
             once=bool(share.once),
             revealed_at=share.revealed_at,
             sender_key_hash=share.sender_key,

@@ -97,9 +97,11 @@ def test_gps_photo_shared_end_to_end_and_vanishes(home, desktop, browser_log, tm
 
         status, page, headers = fetch(url)
         assert status == 200 and b"og:image" not in page
+        assert b"beach" not in page  # the sender's file name stays with the sender
         assert headers["Cache-Control"] == "no-store"
         status, body, headers = fetch(image_url(url, page))
         assert status == 200 and headers["Content-Type"] == "image/jpeg"
+        assert "beach" not in headers.get("Content-Disposition", "")
         with Image.open(io.BytesIO(body)) as served:
             assert GPS_IFD not in served.getexif()
             assert ORIENTATION not in served.getexif()

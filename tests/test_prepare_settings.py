@@ -422,8 +422,9 @@ def test_keep_names_serves_the_original_name_behind_a_random_link(home, desktop,
         wait_for(lambda: len(list((home.state_dir / "served").iterdir())) == 2, 30, "second share")
         names = {p.name for p in (home.state_dir / "served").iterdir()}
         assert names == {"Beach_day_1.jpg", "Beach_day_1-2.jpg"}
-        body, _ = served_file(url)
+        body, headers = served_file(url)
         assert Image.open(io.BytesIO(body)).size == (640, 480)
+        assert "Beach_day_1" in headers["Content-Disposition"]  # the kept name, as asked
 
         # A HEIC is served as a JPEG: the name gets the extension of what is served.
         heic = tmp_path / "IMG_0001.HEIC"
