@@ -1,10 +1,10 @@
 """Put a link on the desktop clipboard and check that it arrived.
 
-pyperclip lives behind this module and runs in a short child process, because in-process it
+pyperclip lives behind this module and runs in a helper child process, because in-process it
 (1) caches the backend it found first, so a DISPLAY that appears later is ignored;
 (2) starts xclip with our own stdout/stderr, and xclip's selection-serving child keeps them
 open, so `link=$(fadelink share x.jpg)` would hang; (3) can block forever in wl-copy.
-The child copies, reads the clipboard back and reports; the parent compares, because xclip
+The helper copies, reads the clipboard back and reports; we compare, because xclip
 "succeeds" silently when DISPLAY points at no X server.
 
 A service started before the desktop session has no DISPLAY of its own; the session imports
@@ -19,11 +19,13 @@ import importlib.util
 import json
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,31 +39,32 @@ TIMED_OUT = "clipboard timed out"
 SESSION_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY")
 PROBE = "fadelink clipboard check"
 
-# argv: pyperclip's import directory, report file, "restore" to put back what was there.
-# stdin: the text (UTF-8).
-_CHILD = """
-import json, sys, time
+# A long-lived helper: starting Python and importing pyperclip cost ~30 ms, on every link.
+# argv: pyperclip's import directory, the fd for answers. stdin: one JSON request a line.
+_WORKER = """
+import json, os, sys, time
 sys.path.insert(0, sys.argv[1])
 import pyperclip
-text = sys.stdin.buffer.read().decode("utf-8")
-restore = sys.argv[3] == "restore"
-try:
-    before = pyperclip.paste() if restore else ""
-    pyperclip.copy(text)
-    # xclip returns before its server owns the selection: the previous owner may still
-    # answer for a moment. Read again until the text is there, for up to a second.
-    deadline = time.monotonic() + 1.0
-    pasted = pyperclip.paste()
-    while pasted.rstrip("\\n") != text.rstrip("\\n") and time.monotonic() < deadline:
-        time.sleep(0.02)
+answers = os.fdopen(int(sys.argv[2]), "w", encoding="utf-8", buffering=1)
+for line in sys.stdin:
+    request = json.loads(line)
+    text, restore = request["text"], request["restore"]
+    try:
+        before = pyperclip.paste() if restore else ""
+        pyperclip.copy(text)
+        # xclip returns before its server owns the selection: the previous owner may still
+        # answer for a moment. Read again until the text is there, for up to a second.
+        deadline = time.monotonic() + 1.0
         pasted = pyperclip.paste()
-    report = {"pasted": pasted}
-    if before:
-        pyperclip.copy(before)
-except pyperclip.PyperclipException as exc:
-    report = {"no_backend": str(exc)}
-with open(sys.argv[2], "w", encoding="utf-8") as f:
-    json.dump(report, f)
+        while pasted.rstrip("\\n") != text.rstrip("\\n") and time.monotonic() < deadline:
+            time.sleep(0.02)
+            pasted = pyperclip.paste()
+        report = {"pasted": pasted}
+        if before:
+            pyperclip.copy(before)
+    except pyperclip.PyperclipException as exc:
+        report = {"no_backend": str(exc)}
+    answers.write(json.dumps(report) + "\\n")
 """
 
 
@@ -115,35 +118,86 @@ def session_env(timeout: float = 2.0) -> dict[str, str]:
     return env
 
 
-def _copy(text: str, timeout: float, *, restore: bool) -> CopyResult:
-    spec = importlib.util.find_spec("pyperclip")
-    if spec is None or spec.origin is None:
-        return CopyResult(False, "pyperclip is not installed")
-    # The directory to import pyperclip from: its package's parent, or a lone module's own.
-    origin = Path(spec.origin)
-    import_dir = str(origin.parent.parent if spec.submodule_search_locations else origin.parent)
-    with tempfile.TemporaryDirectory(prefix="fadelink-clip-") as tmp:
-        report_path = Path(tmp) / "report.json"
-        # -I -S: start fast and ignore the caller's cwd and PYTHON* variables.
-        mode = "restore" if restore else "copy"
-        proc = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", _CHILD, import_dir, str(report_path), mode],
-            env=session_env(timeout / 2),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,  # xclip's server inherits these: never our own
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # own process group, so a hung wl-copy can be killed too
-        )
+class _Worker:
+    """The helper process, restarted whenever the environment it needs changed (a DISPLAY
+    that appeared, another PATH) or it timed out (a hung wl-copy is killed with it)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        spec = importlib.util.find_spec("pyperclip")
+        if spec is None or spec.origin is None:
+            raise RuntimeError("pyperclip is not installed")
+        # The directory to import pyperclip from: its package's parent, or a lone module's own.
+        origin = Path(spec.origin)
+        import_dir = origin.parent.parent if spec.submodule_search_locations else origin.parent
+        self.env = env
+        read_fd, write_fd = os.pipe()
         try:
-            proc.communicate(text.encode("utf-8"), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            # -I -S: start fast and ignore the caller's cwd and PYTHON* variables.
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _WORKER, str(import_dir), str(write_fd)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,  # xclip's server inherits these: never our own
+                stderr=subprocess.DEVNULL,
+                pass_fds=(write_fd,),  # answers come here; xclip (close_fds) never gets it
+                start_new_session=True,  # own process group, so a hung wl-copy can be killed
+            )
+        finally:
+            os.close(write_fd)
+        self._answers = read_fd
+        self._buffer = b""
+
+    def ask(self, text: str, restore: bool, timeout: float) -> dict | None:
+        """The helper's report, or None when it did not answer in time (then it is gone)."""
+        assert self.proc.stdin is not None
+        request = json.dumps({"text": text, "restore": restore}) + "\n"
+        deadline = time.monotonic() + timeout
+        try:
+            self.proc.stdin.write(request.encode("utf-8"))
+            self.proc.stdin.flush()
+            while b"\n" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._answers], [], [], left)[0]:
+                    self.close()
+                    return None
+                chunk = os.read(self._answers, 65536)
+                if not chunk:  # the helper died
+                    self.close()
+                    return None
+                self._buffer += chunk
+        except OSError:
+            self.close()
+            return None
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        _kill_group(self.proc)
+        with contextlib.suppress(OSError):
+            os.close(self._answers)
+
+
+_lock = threading.Lock()
+_worker: _Worker | None = None
+
+
+def _copy(text: str, timeout: float, *, restore: bool) -> CopyResult:
+    global _worker
+    env = session_env(timeout / 2)
+    with _lock:  # one request at a time: the helper answers in order
+        if _worker is not None and (_worker.env != env or not _worker.alive()):
+            _worker.close()
+            _worker = None
+        if _worker is None:
+            _worker = _Worker(env)
+        report = _worker.ask(text, restore, timeout)
+        if report is None:
+            _worker = None
             log.warning("clipboard helper did not finish within %.1f s", timeout)
             return CopyResult(False, TIMED_OUT)
-        try:
-            report = json.loads(report_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return CopyResult(False, f"clipboard helper failed (exit status {proc.returncode})")
     if "no_backend" in report:
         log.info("no clipboard backend: %s", report["no_backend"].splitlines()[0])
         return CopyResult(False, NO_BACKEND)

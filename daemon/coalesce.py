@@ -1,14 +1,15 @@
 """Grouping announcements in a burst: pure logic, the clock is a parameter.
 
-The first photo after a quiet spell is announced at once (a single save must feel instant).
-Photos that follow within WINDOW seconds are held; when the burst pauses (QUIET) or the oldest
-held one has waited MAX_HOLD, they are released: one by one if the burst has at most THRESHOLD
-photos, else as one group ("12 photos shared"), so hundreds of photos are not hundreds of
-notifications and clipboard copies.
+A photo is announced at once while at most THRESHOLD photos became ready in the last WINDOW
+seconds (a single save, or two or three, must feel instant). Beyond that they are held; when
+the burst pauses (QUIET) or the oldest held one has waited MAX_HOLD, the held ones are released
+as one group ("12 photos shared"), so hundreds of photos are not hundreds of notifications and
+clipboard copies.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -32,21 +33,16 @@ class Coalescer(Generic[T]):
     quiet: float = QUIET
     max_hold: float = MAX_HOLD
     threshold: int = THRESHOLD
-    _last: float | None = None
-    _burst: int = 0  # photos in the current burst, released or held
+    _recent: deque[float] = field(default_factory=deque)  # when photos became ready
     _held: list[tuple[float, T]] = field(default_factory=list)
 
     def add(self, item: T, now: float) -> Release[T] | None:
-        """A photo is ready: released at once (the first of a burst) or held (None)."""
-        in_burst = self._last is not None and now - self._last < self.window
-        self._last = now
-        if not in_burst:
-            self._burst = 1
-            if self._held:  # cannot happen if due() is honoured, but never lose one
-                self._held.append((now, item))
-                return None
+        """A photo is ready: released at once, or held for a group (None)."""
+        while self._recent and now - self._recent[0] >= self.window:
+            self._recent.popleft()
+        self._recent.append(now)
+        if len(self._recent) <= self.threshold and not self._held:
             return Release([item], grouped=False)
-        self._burst += 1
         self._held.append((now, item))
         return None
 
@@ -54,16 +50,16 @@ class Coalescer(Generic[T]):
         """What to release now, if anything."""
         if not self._held:
             return None
-        assert self._last is not None
-        if now - self._last < self.quiet and now - self._held[0][0] < self.max_hold:
+        last = self._recent[-1]
+        if now - last < self.quiet and now - self._held[0][0] < self.max_hold:
             return None
         items = [item for _, item in self._held]
         self._held.clear()
-        return Release(items, grouped=self._burst > self.threshold)
+        return Release(items, grouped=len(items) > 1)
 
     def next_due(self, now: float) -> float | None:
         """Seconds until due() may release something; None when nothing is held."""
         if not self._held:
             return None
-        assert self._last is not None
-        return max(0.0, min(self._last + self.quiet, self._held[0][0] + self.max_hold) - now)
+        last = self._recent[-1]
+        return max(0.0, min(last + self.quiet, self._held[0][0] + self.max_hold) - now)

@@ -50,7 +50,7 @@ class Intake:
         self.settler = Settler(rt.settings.settle_seconds)
         self.coalescer: Coalescer[Share] = Coalescer()
         self._announce_wake = asyncio.Event()
-        self._incomplete: dict[str, int] = {}
+        self._incomplete: dict[str, tuple[int, int]] = {}  # path → (size, checks)
         self._queued: set[str] = set()  # paths waiting for a worker: never queued twice
         self.watcher: FolderWatcher | None = None
 
@@ -210,8 +210,11 @@ class Intake:
         try:
             share = await rt.blocking(rt.pipeline.process, share)
         except IncompleteImage:
-            n = self._incomplete.get(str(path), 0) + 1
-            self._incomplete[str(path)] = n
+            # Count checks of an unchanging file only: a slow writer making progress is fine.
+            size = share.source_size
+            last_size, n = self._incomplete.get(str(path), (size, 0))
+            n = n + 1 if last_size == size else 1
+            self._incomplete[str(path)] = (size, n)
             if n >= INCOMPLETE_GIVE_UP:
                 rt.tell_once(
                     f"incomplete:{path}",

@@ -35,7 +35,7 @@ EXAMPLES = {
     "keep_location": "true or false",
     "keep_names": "true or false",
     "share_any": "true or false",
-    "settle": "0.3s or 2s",
+    "settle": "300ms, 1s or 2s",
     "max_parallel": "4",
     "recursive": "true or false",
     "after_share": "keep, move or delete",
@@ -93,7 +93,9 @@ class Settings(BaseSettings):
     keep_names: bool = False
     # Non-images are shared unmodified, with whatever metadata they carry.
     share_any: bool = False
-    settle: str = "1s"
+    # Only files written in place without a close event wait this long (a rename or a close
+    # is taken at once), and a full decode still guards completeness: short is safe.
+    settle: str = "300ms"
     max_parallel: int = Field(default=4, ge=1, le=64)
     recursive: bool = True
     after_share: Literal["keep", "move", "delete"] = "keep"
