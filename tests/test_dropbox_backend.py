@@ -57,6 +57,17 @@ def test_share_then_revoke_and_delete(fake_dropbox, meta, tmp_path):
     b.revoke(remote, None)
 
 
+def test_keep_names_shows_the_sanitised_name_and_keeps_two_apart(fake_dropbox, meta, tmp_path):
+    b = backend(fake_dropbox, meta, folder="/shared", keep_names=True)
+    src = photo(tmp_path, name="Beach_day_1.jpg")
+    first, second = b.remote_path(src), b.remote_path(src)
+    assert first != second
+    for remote in (first, second):
+        assert remote.startswith("/shared/Beach_day_1 ") and remote.endswith(".jpg")
+        b.upload(src, remote)
+    assert set(fake_dropbox.stored()) == {first, second}
+
+
 def test_raw_style_keeps_rlkey_and_revokes_the_returned_url(fake_dropbox, meta, tmp_path):
     b = backend(fake_dropbox, meta, link_style="raw")
     src = photo(tmp_path)

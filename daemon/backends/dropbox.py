@@ -234,8 +234,10 @@ class DropboxBackend:
         get_meta: Callable[[str], str | None] = lambda key: None,
         set_meta: Callable[[str, str], None] = lambda key, value: None,
         chunk_size: int = CHUNK,
+        keep_names: bool = False,
     ) -> None:
         self._load = credentials
+        self.keep_names = keep_names
         self.folder = "/" + folder.strip("/") if folder.strip("/") else ""
         self.link_style = link_style
         self.on_expiry = on_expiry
@@ -306,6 +308,11 @@ class DropboxBackend:
     # -- Backend ----------------------------------------------------------------------------
 
     def remote_path(self, prepared: Path) -> str:
+        if self.keep_names:
+            # FADELINK_KEEP_NAMES: the (sanitised) name is shown on Dropbox's page; a short
+            # tag keeps two live "IMG_0001.jpg" apart, as mode add would otherwise conflict.
+            tag = secrets.token_hex(3)
+            return f"{self.folder}/{prepared.stem} {tag}{prepared.suffix.lower()}"
         # A random name: the link page shows it, and the original name may say too much.
         return f"{self.folder}/{secrets.token_urlsafe(12)}{prepared.suffix.lower()}"
 

@@ -33,6 +33,7 @@ def make_backends(settings: Settings, paths: Paths, journal: Journal) -> Callabl
                     folder=settings.dropbox_folder,
                     link_style=settings.dropbox_link_style,
                     on_expiry=settings.on_expiry,
+                    keep_names=settings.keep_names,
                     # Facts learnt about the account (e.g. links may not expire) are kept.
                     get_meta=journal.get_meta,
                     set_meta=journal.set_meta,
