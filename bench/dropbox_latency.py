@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -35,7 +34,8 @@ from tests.fake_dropbox import FakeDropbox  # noqa: E402  # isort: skip
 
 from PIL import Image  # noqa: E402
 
-from daemon import clipboard, coalesce  # noqa: E402
+from bench.saving import pct, save_and_time  # noqa: E402
+from daemon import clipboard  # noqa: E402
 from tests.daemon_proc import DaemonProcess, Home  # noqa: E402
 from tests.desktop import start_desktop  # noqa: E402
 from tests.images import make_jpeg  # noqa: E402
@@ -50,12 +50,6 @@ def make_photos(folder: Path, n: int) -> list[Path]:
         noise = Image.effect_noise(SIZE, 20 + i).convert("RGB")
         out.append(make_jpeg(folder / f"photo{i:02d}.jpg", SIZE, gps=True, image=noise))
     return out
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def measure_daemon(
@@ -81,19 +75,7 @@ def measure_daemon(
             daemon.wait_ready()
             last = ""
             for i, photo in enumerate(photos):
-                time.sleep(coalesce.WINDOW + 0.2)  # a single save, not a burst
-                tmp = home.share_dir / (photo.name + ".part")
-                shutil.copyfile(photo, tmp)
-                t0 = time.perf_counter()
-                os.replace(tmp, home.share_dir / photo.name)
-                while True:
-                    now = desktop.clipboard()
-                    if now.startswith("https://") and now != last:
-                        break
-                    if time.perf_counter() - t0 > 30:
-                        raise RuntimeError(f"no link for {photo.name}:\n{daemon.output()}")
-                last = now
-                ms = (time.perf_counter() - t0) * 1000
+                ms, last = save_and_time(photo, home.share_dir, desktop, daemon, last, "https://")
                 if i == 0:
                     first = ms  # SDK import and the first token refresh
                     continue

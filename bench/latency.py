@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image, ImageDraw  # noqa: E402
 
+from bench.saving import pct, save_and_time  # noqa: E402
 from daemon import clipboard, prepare  # noqa: E402
 from daemon.server import LinkServer, Served, new_token  # noqa: E402
 from tests.daemon_proc import DaemonProcess, Home  # noqa: E402
@@ -77,12 +77,6 @@ def make_photos(folder: Path, n: int) -> list[Path]:
     return out
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
-
-
 def measure_daemon(photos: list[Path], work: Path) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {".png": [], ".jpg": []}
     with start_desktop() as desktop:
@@ -92,21 +86,8 @@ def measure_daemon(photos: list[Path], work: Path) -> dict[str, list[float]]:
             daemon.wait_ready()
             last = ""
             for photo in photos:
-                # A person saving photos one at a time: more than three within two seconds
-                # would be a burst, announced as a group on purpose (daemon/coalesce.py).
-                time.sleep(2.1)
-                tmp = home.share_dir / (photo.name + ".part")
-                shutil.copyfile(photo, tmp)
-                t0 = time.perf_counter()
-                os.replace(tmp, home.share_dir / photo.name)
-                while True:
-                    now = desktop.clipboard()
-                    if now.startswith("http") and now != last:
-                        break
-                    if time.perf_counter() - t0 > 30:
-                        raise RuntimeError(f"no link for {photo.name}:\n{daemon.output()}")
-                last = now
-                times[photo.suffix].append((time.perf_counter() - t0) * 1000)
+                ms, last = save_and_time(photo, home.share_dir, desktop, daemon, last, "http")
+                times[photo.suffix].append(ms)
         finally:
             daemon.stop()
     return times
