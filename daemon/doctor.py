@@ -47,17 +47,21 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _missing_dir(name: str, path: Path, fix: str) -> Check:
+    """A folder fadelink creates at start: fine if it can, a failure with `fix` if not."""
+    parent = _nearest_existing(path)
+    if parent.is_dir() and _writable_dir(parent):
+        return Check(name, OK, f"{path} (created when fadelink starts)")
+    return Check(name, FAIL, f"{path} does not exist and cannot be created in {parent}", fix)
+
+
 def check_share_folder(settings: Settings) -> Check:
     name = "share folder"
     path = settings.share_dir.expanduser()
     if not path.exists():
-        parent = _nearest_existing(path)
-        if parent.is_dir() and _writable_dir(parent):
-            return Check(name, OK, f"{path} (created when fadelink starts)")
-        return Check(
+        return _missing_dir(
             name,
-            FAIL,
-            f"{path} does not exist, and {parent} does not let fadelink create it",
+            path,
             f"create it (mkdir -p '{path}') or set FADELINK_SHARE_DIR to a folder of yours",
         )
     if not path.is_dir():
@@ -88,15 +92,7 @@ def check_state_dir(settings: Settings) -> Check:
     name = "state dir"
     path = settings.state_dir.expanduser()
     if not path.exists():
-        parent = _nearest_existing(path)
-        if parent.is_dir() and _writable_dir(parent):
-            return Check(name, OK, f"{path} (created when fadelink starts)")
-        return Check(
-            name,
-            FAIL,
-            f"{path} does not exist and cannot be created in {parent}",
-            "set FADELINK_STATE_DIR to a folder of yours",
-        )
+        return _missing_dir(name, path, "set FADELINK_STATE_DIR to a folder of yours")
     if not path.is_dir():
         return Check(
             name,
