@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -25,33 +24,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 
-from bench.saving import pct, save_and_time  # noqa: E402
+from bench.saving import pct, save_and_time, screenshot  # noqa: E402
 from daemon import clipboard, prepare  # noqa: E402
 from daemon.server import LinkServer, Served, new_token  # noqa: E402
 from tests.daemon_proc import DaemonProcess, Home  # noqa: E402
 from tests.desktop import start_desktop  # noqa: E402
 
 PHONE = ROOT.parent / "shared" / "testdata" / "photos" / "jpg_mobile_jolla.jpg"
-
-
-def screenshot(path: Path, seed: int) -> Path:
-    """A 1920×1080 screenshot-like PNG: flat panels, text-like strokes, one photo-ish area."""
-    rnd = random.Random(seed)
-    im = Image.new("RGB", (1920, 1080), (246, 246, 246))
-    d = ImageDraw.Draw(im)
-    for _ in range(40):
-        x, y = rnd.randrange(1800), rnd.randrange(1000)
-        d.rectangle(
-            (x, y, x + rnd.randrange(40, 400), y + rnd.randrange(10, 200)),
-            fill=tuple(rnd.randrange(256) for _ in range(3)),
-        )
-    for row in range(0, 1080, 18):
-        d.text((20, row), "".join(rnd.choice("abcdefgh ijkl") for _ in range(120)), fill=(0, 0, 0))
-    im.paste(Image.effect_noise((480, 320), 60).convert("RGB"), (1300, 600))
-    im.save(path, optimize=False)
-    return path
 
 
 def phone_photo(path: Path, seed: int) -> Path:
@@ -71,9 +52,10 @@ def make_photos(folder: Path, n: int) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for i in range(n):
-        make = screenshot if i % 2 == 0 else phone_photo
-        ext = ".png" if make is screenshot else ".jpg"
-        out.append(make(folder / f"photo{i:02d}{ext}", i))
+        if i % 2 == 0:
+            out.append(screenshot(folder / f"photo{i:02d}.png", seed=i))
+        else:
+            out.append(phone_photo(folder / f"photo{i:02d}.jpg", i))
     return out
 
 

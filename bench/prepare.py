@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import random
 import statistics
 import sys
 import tempfile
@@ -26,8 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from PIL import Image, ImageDraw, ImageOps  # noqa: E402
+from PIL import Image, ImageOps  # noqa: E402
 
+from bench.saving import screenshot  # noqa: E402
 from daemon import prepare  # noqa: E402
 
 PHOTOS = ROOT.parent / "shared" / "testdata" / "photos"
@@ -59,24 +59,6 @@ def portrait(source: Path, path: Path) -> Path:
         exif = Image.Exif()
         exif[0x0112] = 6
         im.transpose(Image.Transpose.ROTATE_90).save(path, quality=92, exif=exif)
-    return path
-
-
-def screenshot_4k(path: Path) -> Path:
-    """A 3840x2160 screenshot-like PNG: flat panels, lines of text, one photo in a window."""
-    rnd = random.Random(4)
-    im = Image.new("RGB", (3840, 2160), (246, 246, 246))
-    d = ImageDraw.Draw(im)
-    for _ in range(60):
-        x, y = rnd.randrange(3600), rnd.randrange(2000)
-        d.rectangle(
-            (x, y, x + rnd.randrange(80, 800), y + rnd.randrange(20, 400)),
-            fill=tuple(rnd.randrange(256) for _ in range(3)),
-        )
-    for row in range(0, 2160, 22):
-        d.text((30, row), "".join(rnd.choice("abcdefgh ijkl") for _ in range(300)), fill=(0, 0, 0))
-    im.paste(Image.effect_noise((960, 640), 50).convert("RGB"), (2600, 1300))
-    im.save(path)
     return path
 
 
@@ -134,13 +116,14 @@ def main() -> int:
         out = work / "out"
         out.mkdir()
         phone = phone_photo(work / "phone.jpg")
+        shot = screenshot(work / "shot.png", (3840, 2160), seed=4)
         cases = [
             Case("phone JPEG 8 MP -> 2560 (resize)", phone, 2560),
             Case("phone JPEG 8 MP -> 1600 (draft 1/2)", phone, 1600),
             Case("phone JPEG 8 MP, orientation 6 -> 2560", portrait(phone, work / "p6.jpg"), 2560),
             Case("phone JPEG 8 MP, strip only (4000)", phone, 4000),
-            Case("4K PNG screenshot -> 2560 (resize)", screenshot_4k(work / "shot.png"), 2560),
-            Case("4K PNG screenshot, strip only (0)", work / "shot.png", 0),
+            Case("4K PNG screenshot -> 2560 (resize)", shot, 2560),
+            Case("4K PNG screenshot, strip only (0)", shot, 0),
             Case("HEIF 640x426 -> JPEG", shared_heif(work / "small.heif"), 2560),
             Case("HEIC 12 MP -> JPEG 2560", heif_12mp(phone, work / "big.heic"), 2560),
         ]

@@ -1,6 +1,7 @@
 """Shared fixtures."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -25,3 +26,11 @@ def fake_dropbox() -> Iterator[FakeDropbox]:
         yield fake
     finally:
         fake.stop()
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """An empty folder for prepared copies."""
+    d = tmp_path / "prepared"
+    d.mkdir()
+    return d

@@ -267,3 +267,10 @@ def private_tags(tags: dict[str, Any]) -> list[str]:
 def orientation_tags(tags: dict[str, Any]) -> list[str]:
     """Every orientation tag exiftool sees (EXIF, XMP or any other)."""
     return [f"{k}={v}" for k, v in tags.items() if k.endswith(":Orientation")]
+
+
+def decoded(path: Path) -> Image.Image:
+    """The image at `path`, fully decoded and detached from the file."""
+    with Image.open(path) as im:
+        im.load()
+        return im.copy()

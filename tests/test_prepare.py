@@ -32,6 +32,7 @@ from daemon.prepare import Keep, Prepared, prepare, sniff, thumbnail
 from tests.images import (
     SECRET,
     STORE_FOR_ORIENTATION,
+    decoded,
     exiftool,
     exiftool_leaks,
     gps_exif,
@@ -55,19 +56,6 @@ ALL_PHOTOS = (
 # exiftool groups (family 0) a stripped copy may have: none of them is metadata about the photo.
 CLEAN_GROUPS = {"SourceFile", "ExifTool", "File", "JFIF", "Composite", "ICC_Profile", "APP14"}
 BROKEN_EXIF = ["jpg_corrupted.jpg", "jpg_invalid_image00971.jpg", "jpg_invalid_image01551.jpg"]
-
-
-@pytest.fixture
-def out(tmp_path: Path) -> Path:
-    d = tmp_path / "prepared"
-    d.mkdir()
-    return d
-
-
-def decoded(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        return im.copy()
 
 
 def as_srgb(im: Image.Image) -> Image.Image:

@@ -29,6 +29,7 @@ from tests.images import (
     TEST_OWNER,
     TEST_SERIAL,
     XMP,
+    decoded,
     exiftool,
     gps_exif,
     is_upright,
@@ -41,19 +42,6 @@ from tests.photos import shared_photo
 
 KEEP = Keep(metadata=True)
 KEEP_ALL = Keep(metadata=True, location=True)
-
-
-@pytest.fixture
-def out(tmp_path: Path) -> Path:
-    d = tmp_path / "prepared"
-    d.mkdir()
-    return d
-
-
-def decoded(path: Path) -> Image.Image:
-    with Image.open(path) as im:
-        im.load()
-        return im.copy()
 
 
 def gps_keys(tags: dict) -> list[str]:
